@@ -1,0 +1,129 @@
+"""What the SSGAN and the supervised baseline share: the discriminator-as-classifier, its weight average,
+data-dependent initialisation, evaluation metrics and prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from ssgan.ema import WeightAverage
+from ssgan.metrics import classification_metrics
+from ssgan.nets.layers import data_dependent_init
+
+NetworkFactory = Callable[..., nn.Module]
+
+
+class ClassifierModule(pl.LightningModule):
+    """Builds D from a factory sized by the data, evaluates argmax over its K logits with the averaged weights."""
+
+    def __init__(
+        self,
+        discriminator: NetworkFactory,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        input_shape: Sequence[int],
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        use_ema: bool = True,
+        ema_decay: float = 0.999,
+        init_examples: int = 500,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.class_names = tuple(class_names) if class_names is not None else tuple(str(k) for k in range(num_classes))
+        self.discriminator = discriminator(input_shape=self.input_shape, num_classes=num_classes)
+        self.weight_average = WeightAverage(self.discriminator, ema_decay)
+        self.use_ema = use_ema
+        self.init_examples = init_examples
+        self.val_metrics = classification_metrics(num_classes, prefix="val_")
+        self.test_metrics = classification_metrics(num_classes, prefix="test_")
+        self.test_results: dict[str, Any] = {}
+        self.initialised = False  # saved with the weights through get_extra_state
+
+    # ------------------------------------------------------------------------------------------ initialisation
+    def initialisation_inputs(self, datamodule: Any) -> Tensor:
+        """Inputs for D's data-dependent init: a seeded sample of the unlabeled pool (same on every rank)."""
+        return datamodule.initialization_inputs(self.init_examples)
+
+    def setup(self, stage: str) -> None:
+        """Data-dependent init before DDP wraps the model, so every rank starts from identical weights."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and not self.initialised and hasattr(datamodule, "initialization_inputs"):
+            self.initialise(self.initialisation_inputs(datamodule))
+
+    def initialise(self, inputs: Tensor) -> None:
+        data_dependent_init(self.discriminator, inputs.to(self.device))
+        self.weight_average.reset(self.discriminator)
+        self.initialised = True
+
+    def ensure_initialised(self, inputs: Tensor) -> None:
+        """Fallback when no data module provides an init sample: use the first training batch."""
+        if not self.initialised:
+            self.initialise(inputs)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"initialised": self.initialised}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.initialised = bool(state["initialised"])
+
+    # ------------------------------------------------------------------------------------------ optimisation
+    def trainable(self, network: nn.Module) -> list[nn.Parameter]:
+        return [p for p in network.parameters() if p.requires_grad]
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        return self.hparams.scheduler(optimizer) if self.hparams.scheduler is not None else None
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    @property
+    def evaluation_network(self) -> nn.Module:
+        return self.weight_average.average if self.use_ema else self.discriminator
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class logits (B, K) of the evaluation network (averaged weights when ``use_ema``)."""
+        return self.evaluation_network(x)[0]
+
+    def predict_proba(self, x: Tensor) -> Tensor:
+        return torch.softmax(self(x), dim=1)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        inputs, targets = batch
+        self.val_metrics.update(self(inputs), targets)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        inputs, targets = batch
+        self.test_metrics.update(self(inputs), targets)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.predict_proba(inputs)
+
+    def _log_collection(self, metrics: Any) -> dict[str, Any]:
+        """Compute (synchronised across ranks by torchmetrics), log the scalars, reset; return everything."""
+        results = metrics.compute()
+        metrics.reset()
+        for name, value in results.items():
+            if value.ndim == 0:
+                self.log(name, value, prog_bar=name.endswith("_acc"))
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_collection(self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        results = self._log_collection(self.test_metrics)
+        self.test_results = {name: value.detach().cpu() for name, value in results.items()}
+
+    def on_train_epoch_end(self) -> None:
+        """Manual optimisation does not step schedulers for us."""
+        if self.automatic_optimization:
+            return
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            scheduler.step()

@@ -1,0 +1,173 @@
+"""LightningDataModule: source -> tensors -> seeded split -> labeled/unlabeled training stream and eval loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from ssgan.data.sources import Source, SourceData, check_finite, check_labels
+from ssgan.data.split import Split, make_split, resolve_labeled_count
+from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
+from ssgan.errors import SSGANError
+
+
+class SemiSupervisedDataModule(pl.LightningDataModule):
+    """Feeds every training step ``batch_size`` labeled + ``batch_size`` unlabeled examples (per device).
+
+    ``num_labeled`` is the total labeled budget (balanced per class, as in the paper); ``labeled_fraction``
+    is the alternative; with neither, every labeled example of the source is used. ``split_seed`` fixes
+    which examples are labeled, independently of the training seed.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        num_labeled: int | None = 50,
+        labeled_fraction: float | None = None,
+        num_validation: int = 0,
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        split_seed: int = 0,
+        stream_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if num_labeled is not None and labeled_fraction is not None:
+            resolve_labeled_count(1 << 62, 1, num_labeled, labeled_fraction)  # raises the one-line error
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if int(value) < 1:
+                raise SSGANError(f"data.{name}={value} must be a positive integer")
+        self.source = source
+        self.num_labeled = num_labeled
+        self.labeled_fraction = labeled_fraction
+        self.num_validation = num_validation
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.split_seed = split_seed
+        self.stream_seed = stream_seed
+        self.data: SourceData | None = None
+        self.split: Split | None = None
+        self._train_stream: SemiSupervisedStream | None = None
+
+    # ----------------------------------------------------------------------------------------------- set-up
+    def setup(self, stage: str | None = None) -> None:
+        """Load and split once (idempotent): every rank draws the same split from its own seeded generator."""
+        if self.split is not None:
+            return
+        data = self.source.load()
+        if data.num_classes < 2:
+            raise SSGANError(f"the data has {data.num_classes} class(es); a classifier needs at least 2")
+        check_labels(data.train.labels, data.num_classes, "training labels")
+        check_labels(data.test.labels, data.num_classes, "test labels")
+        check_finite(data.train.inputs, "training inputs")
+        check_finite(data.test.inputs, "test inputs")
+        if bool((data.test.labels < 0).any()):
+            raise SSGANError("the test set has unlabeled rows (-1); every test example needs a label")
+        self.split = make_split(
+            data.train.labels,
+            data.num_classes,
+            num_labeled=self.num_labeled,
+            labeled_fraction=self.labeled_fraction,
+            num_validation=self.num_validation,
+            seed=self.split_seed,
+            class_names=data.class_names,
+        )
+        if self.split.unlabeled.numel() < self.batch_size:
+            raise SSGANError(
+                f"data.batch_size={self.batch_size} is larger than the unlabeled pool "
+                f"({self.split.unlabeled.numel()} examples)"
+            )
+        self.data = data
+
+    @property
+    def num_classes(self) -> int:
+        return self._loaded.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._loaded.input_shape
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self._loaded.class_names
+
+    @property
+    def _loaded(self) -> SourceData:
+        if self.data is None:
+            self.setup()
+        assert self.data is not None
+        return self.data
+
+    def save_split(self, path: str | Path) -> None:
+        assert self.split is not None, "setup() first"
+        self.split.save(path)
+
+    def initialization_inputs(self, count: int = 500, labeled_only: bool = False) -> torch.Tensor:
+        """A seeded sample of the unlabeled pool (or of the labeled subset) for data-dependent init.
+
+        The same on every rank, so DDP starts from identical weights.
+        """
+        data, split = self._loaded, self.split
+        assert split is not None
+        pool = split.labeled if labeled_only else split.unlabeled
+        generator = epoch_generator(self.stream_seed, epoch=-1)
+        chosen = pool[torch.randperm(pool.numel(), generator=generator)[:count]]
+        return data.train.inputs[chosen]
+
+    # ----------------------------------------------------------------------------------------------- loaders
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def train_dataloader(self) -> DataLoader:
+        data, split = self._loaded, self.split
+        assert split is not None
+        rank, world = self._rank_and_world()
+        if split.unlabeled.numel() // world < self.batch_size:
+            raise SSGANError(
+                f"data.batch_size={self.batch_size} per device is larger than each of the {world} ranks' "
+                f"share of the unlabeled pool ({split.unlabeled.numel() // world})"
+            )
+        self._train_stream = SemiSupervisedStream(
+            labeled_inputs=data.train.inputs[split.labeled],
+            labeled_targets=data.train.labels[split.labeled],
+            unlabeled_inputs=data.train.inputs[split.unlabeled],
+            batch_size=self.batch_size,
+            seed=self.stream_seed,
+            rank=rank,
+            world_size=world,
+        )
+        if self._resume_state:
+            self._train_stream.epoch = self._resume_state["epoch"]
+            self._train_stream.start_step = self._resume_state.get("step", 0)
+        return DataLoader(self._train_stream, batch_size=None)
+
+    def _evaluation_loader(self, inputs: torch.Tensor, targets: torch.Tensor) -> DataLoader:
+        rank, world = self._rank_and_world()
+        return DataLoader(EvaluationStream(inputs, targets, self.eval_batch_size, rank, world), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader | list:
+        data, split = self._loaded, self.split
+        assert split is not None
+        if split.validation.numel() == 0:
+            return []
+        return self._evaluation_loader(data.train.inputs[split.validation], data.train.labels[split.validation])
+
+    def test_dataloader(self) -> DataLoader:
+        data = self._loaded
+        return self._evaluation_loader(data.test.inputs, data.test.labels)
+
+    # ----------------------------------------------------------------------------------------------- resume
+    _resume_state: dict[str, int] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        stream = self._train_stream
+        return {"epoch": stream.epoch if stream is not None else 0}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_state = dict(state_dict)

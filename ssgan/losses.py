@@ -1,0 +1,56 @@
+"""The losses of Salimans et al. 2016, section 5, as pure functions of tensors.
+
+D outputs K logits l(x); the "fake" class has logit 0, so with lse(x) = logsumexp_k l_k(x):
+D(x) = P(real | x) = Z / (Z + 1), Z = exp(lse(x)), hence -log D(x) = softplus(lse) - lse and
+-log(1 - D(x)) = softplus(lse).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ssgan.errors import SSGANError
+
+FEATURE_DISTANCES = ("l2", "l1")
+
+
+def supervised_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """L_lab = cross-entropy of the K real-class logits (B, K) against targets (B,)."""
+    return F.cross_entropy(logits, targets)
+
+
+def unlabeled_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """L_unl = 0.5 mean(-lse(real) + softplus(lse(real))) + 0.5 mean(softplus(lse(fake))); logits (B, K)."""
+    real_lse = torch.logsumexp(real_logits, dim=1)
+    fake_lse = torch.logsumexp(fake_logits, dim=1)
+    return 0.5 * (F.softplus(real_lse) - real_lse).mean() + 0.5 * F.softplus(fake_lse).mean()
+
+
+def discriminator_loss(
+    labeled_logits: Tensor,
+    targets: Tensor,
+    real_logits: Tensor,
+    fake_logits: Tensor,
+    unlabeled_weight: float = 1.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """L_D = L_lab + w_unl * L_unl; returns (L_D, L_lab, L_unl)."""
+    labeled = supervised_loss(labeled_logits, targets)
+    unlabeled = unlabeled_loss(real_logits, fake_logits)
+    return labeled + unlabeled_weight * unlabeled, labeled, unlabeled
+
+
+def feature_matching_loss(real_features: Tensor, fake_features: Tensor, distance: str = "l2") -> Tensor:
+    """Distance between batch means of D's features (B, F): mean squared (l2, MNIST) or absolute (l1, CIFAR)."""
+    difference = real_features.mean(dim=0) - fake_features.mean(dim=0)
+    if distance == "l2":
+        return difference.square().mean()
+    if distance == "l1":
+        return difference.abs().mean()
+    raise SSGANError(f"model.feature_matching_distance={distance!r} is not one of {FEATURE_DISTANCES}")
+
+
+def real_probability(logits: Tensor) -> Tensor:
+    """D(x) = Z / (Z + 1) = sigmoid(lse(x)): the probability D assigns to "real"."""
+    return torch.sigmoid(torch.logsumexp(logits, dim=1))

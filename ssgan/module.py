@@ -1,0 +1,114 @@
+"""The semi-supervised GAN: D is a K+1-class classifier, G is trained by feature matching (manual optimisation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ssgan.classifier import ClassifierModule, NetworkFactory
+from ssgan.losses import FEATURE_DISTANCES, discriminator_loss, feature_matching_loss
+from ssgan.errors import SSGANError
+
+
+class SSGAN(ClassifierModule):
+    """Per batch: one discriminator step on labeled + unlabeled + generated data, then one generator step.
+
+    Batch: ``(x_labeled, y_labeled, x_unlabeled, x_unlabeled_fm)``; the second unlabeled batch is the
+    real side of feature matching, as in the paper.
+    """
+
+    def __init__(
+        self,
+        discriminator: NetworkFactory,
+        generator: NetworkFactory,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        input_shape: Sequence[int],
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        generator_optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        unlabeled_weight: float = 1.0,
+        feature_matching_distance: str = "l2",
+        use_ema: bool = True,
+        ema_decay: float = 0.999,
+        init_examples: int = 500,
+    ) -> None:
+        if feature_matching_distance not in FEATURE_DISTANCES:
+            raise SSGANError(
+                f"model.feature_matching_distance={feature_matching_distance!r} is not one of {FEATURE_DISTANCES}"
+            )
+        super().__init__(
+            discriminator=discriminator,
+            optimizer=optimizer,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            class_names=class_names,
+            scheduler=scheduler,
+            use_ema=use_ema,
+            ema_decay=ema_decay,
+            init_examples=init_examples,
+        )
+        self.automatic_optimization = False
+        self.generator = generator(output_shape=self.input_shape)
+        self.unlabeled_weight = unlabeled_weight
+        self.feature_matching_distance = feature_matching_distance
+
+    def configure_optimizers(self) -> Any:
+        make_generator_optimizer = self.hparams.generator_optimizer or self.hparams.optimizer
+        optimizers = [
+            self.hparams.optimizer(self.trainable(self.discriminator)),
+            make_generator_optimizer(self.trainable(self.generator)),
+        ]
+        schedulers = [s for s in map(self.make_scheduler, optimizers) if s is not None]
+        return optimizers, schedulers
+
+    def generate(self, count: int) -> Tensor:
+        return self.generator(self.generator.sample_noise(count, device=self.device))
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> None:
+        labeled_inputs, targets, unlabeled_inputs, matching_inputs = batch
+        self.ensure_initialised(unlabeled_inputs)
+        discriminator_optimizer, generator_optimizer = self.optimizers()
+        num_labeled, num_unlabeled = labeled_inputs.shape[0], unlabeled_inputs.shape[0]
+
+        # Discriminator step: one pass over labeled, unlabeled and generated examples (no batch norm in D,
+        # so concatenating is exactly three separate passes).
+        self.toggle_optimizer(discriminator_optimizer)
+        with torch.no_grad():
+            generated = self.generate(num_unlabeled)
+        logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs, generated]))
+        labeled_logits, real_logits, fake_logits = logits.split([num_labeled, num_unlabeled, num_unlabeled])
+        loss_d, loss_labeled, loss_unlabeled = discriminator_loss(
+            labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight
+        )
+        discriminator_optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        discriminator_optimizer.step()
+        self.untoggle_optimizer(discriminator_optimizer)
+        self.weight_average.update(self.discriminator)
+
+        # Generator step: match the mean features of a second unlabeled batch (no gradient needed on that side).
+        self.toggle_optimizer(generator_optimizer)
+        with torch.no_grad():
+            _, real_features = self.discriminator(matching_inputs)
+        _, fake_features = self.discriminator(self.generate(num_unlabeled))
+        loss_g = feature_matching_loss(real_features, fake_features, self.feature_matching_distance)
+        generator_optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        generator_optimizer.step()
+        self.untoggle_optimizer(generator_optimizer)
+
+        self.log_dict(
+            {
+                "train_loss_d": loss_d.detach(),
+                "train_loss_labeled": loss_labeled.detach(),
+                "train_loss_unlabeled": loss_unlabeled.detach(),
+                "train_loss_g": loss_g.detach(),
+            },
+            on_step=False,
+            on_epoch=True,
+            prog_bar=False,
+        )

@@ -1,0 +1,105 @@
+"""The paper's MNIST networks: a noisy weight-normalised MLP discriminator and a batch-norm MLP generator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssgan.errors import SSGANError
+from ssgan.nets.layers import GaussianNoise, WeightNormLinear, flat_size
+
+OUTPUT_ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda x: x}
+
+
+class MLPDiscriminator(nn.Module):
+    """x (B, *input_shape) -> (logits (B, K), features (B, hidden_widths[feature_layer])).
+
+    Noise N(0, input_noise^2) on the input and N(0, hidden_noise^2) after every hidden ReLU (training only);
+    the features for matching are the chosen hidden layer's activations before its noise, as in the paper.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        hidden_widths: Sequence[int] = (1000, 500, 250, 250, 250),
+        input_noise: float = 0.3,
+        hidden_noise: float = 0.5,
+        feature_layer: int = -1,
+        train_hidden_scale: bool = False,
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not hidden_widths:
+            raise SSGANError("model.discriminator.hidden_widths is empty; expected at least one hidden layer")
+        if not -len(hidden_widths) <= feature_layer < len(hidden_widths):
+            raise SSGANError(
+                f"model.discriminator.feature_layer={feature_layer} is out of range for "
+                f"{len(hidden_widths)} hidden layers"
+            )
+        self.input_shape = tuple(input_shape)
+        self.feature_layer = feature_layer % len(hidden_widths)
+        self.input_noise = GaussianNoise(input_noise)
+        widths = [flat_size(self.input_shape), *hidden_widths]
+        self.hidden = nn.ModuleList(
+            WeightNormLinear(w_in, w_out, train_scale=train_hidden_scale, init_std=init_std)
+            for w_in, w_out in zip(widths[:-1], widths[1:])
+        )
+        self.hidden_noise = GaussianNoise(hidden_noise)
+        self.classifier = WeightNormLinear(widths[-1], num_classes, train_scale=True, init_std=init_std)
+
+    @property
+    def feature_size(self) -> int:
+        return self.hidden[self.feature_layer].out_features
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.input_noise(x.flatten(1))
+        features = h
+        for index, layer in enumerate(self.hidden):
+            h = F.relu(layer(h))
+            if index == self.feature_layer:
+                features = h
+            h = self.hidden_noise(h)
+        return self.classifier(h), features
+
+
+class MLPGenerator(nn.Module):
+    """z ~ U[0,1)^noise_dim -> (B, *output_shape): dense -> batch norm -> softplus per hidden layer, then a
+    weight-normalised dense layer and the output non-linearity (sigmoid for inputs in [0, 1])."""
+
+    def __init__(
+        self,
+        output_shape: Sequence[int],
+        noise_dim: int = 100,
+        hidden_widths: Sequence[int] = (500, 500),
+        output_activation: str = "sigmoid",
+        batch_norm_scale: bool = False,
+    ) -> None:
+        super().__init__()
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise SSGANError(
+                f"model.generator.output_activation={output_activation!r} is not one of {sorted(OUTPUT_ACTIVATIONS)}"
+            )
+        self.output_shape = tuple(output_shape)
+        self.noise_dim = noise_dim
+        layers: list[nn.Module] = []
+        width_in = noise_dim
+        for width in hidden_widths:
+            norm = nn.BatchNorm1d(width, affine=True)
+            if not batch_norm_scale:  # the paper's batch norm learns a shift only
+                norm.weight.requires_grad_(False)
+            layers += [nn.Linear(width_in, width, bias=False), norm, nn.Softplus()]
+            width_in = width
+        self.body = nn.Sequential(*layers)
+        self.output = WeightNormLinear(width_in, flat_size(self.output_shape), train_scale=True)
+        self.output_activation = output_activation
+
+    def sample_noise(self, count: int, device: torch.device | None = None) -> Tensor:
+        return torch.rand(count, self.noise_dim, device=device)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = OUTPUT_ACTIVATIONS[self.output_activation](self.output(self.body(z)))
+        return x.view(z.shape[0], *self.output_shape)
