@@ -69,10 +69,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_seconds = time.perf_counter() - started
+    validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
     trainer.test(model, datamodule=datamodule, verbose=False)
 
     throughput = next((c for c in trainer.callbacks if isinstance(c, TrainingThroughput)), None)
-    metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds)
+    metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds) | validation
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         log.info(
@@ -115,8 +116,6 @@ def summarise(
         "samples_per_second": throughput.samples_per_second if throughput else None,
         "device": describe_device(trainer),
     }
-    validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
-    metrics.update(validation)
     return metrics
 
 
