@@ -60,7 +60,8 @@ class ClassifierModule(pl.LightningModule):
             self.initialise(self.initialisation_inputs(datamodule))
 
     def initialise(self, inputs: Tensor) -> None:
-        data_dependent_init(self.discriminator, inputs.to(self.device))
+        device = next(self.discriminator.parameters()).device  # setup runs before Lightning moves the model
+        data_dependent_init(self.discriminator, inputs.to(device))
         self.weight_average.reset(self.discriminator)
         self.initialised = True
 

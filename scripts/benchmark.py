@@ -1,0 +1,159 @@
+"""Accuracy per label budget: the SSGAN against the supervised-only network, LabelSpreading and self-training.
+
+    python scripts/benchmark.py                                  # digits (50 labels) + Fashion-MNIST (100, 1000)
+    python scripts/benchmark.py --suites digits_50 --seeds 0 1 2
+    python scripts/benchmark.py --fashion-root /usr/share/datasets/fashion-mnist --output docs
+
+Every method of a (suite, seed) sees the same labeled examples: the SSGAN run draws and saves the split, the
+baseline network reuses the same seed (so the same split), and the scikit-learn methods are given exactly the
+labeled indices the SSGAN run saved, on the same pixels. Writes ``benchmarks.csv`` (one row per run) and
+``benchmarks.md`` (mean ± std per method and budget, wall seconds, training samples/s, hardware).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+import ssgan.config  # noqa: F401
+from ssgan.data.split import Split
+from ssgan.train import CONFIG_DIR, train
+
+SUITES: dict[str, list[str]] = {
+    "digits_50": ["data=digits", "data.num_labeled=50"],
+    "fashion_mnist_100": ["experiment=fashion_mnist_100"],
+    "fashion_mnist_1000": ["experiment=fashion_mnist_1000"],
+}
+METHODS = ("ssgan", "supervised", "label_spreading", "self_training")
+
+
+def compose_run(suite: str, seed: int, model: str, output_dir: Path, extra: list[str]) -> Any:
+    overrides = [*SUITES[suite], f"model={model}", f"seed={seed}", f"paths.output_dir={output_dir}",
+                 "callbacks.progress_bar=null", "~logger", *extra]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def network_run(suite: str, seed: int, model: str, workdir: Path, extra: list[str]) -> dict[str, Any]:
+    output_dir = workdir / suite / f"{model}_seed{seed}"
+    started = time.perf_counter()
+    metrics = train(compose_run(suite, seed, model, output_dir, extra))
+    return {"test_acc": metrics["test_acc"], "wall_seconds": time.perf_counter() - started,
+            "samples_per_second": metrics["samples_per_second"], "split": output_dir / "split_indices.npz"}
+
+
+def sklearn_run(suite: str, seed: int, method: str, split_path: Path, extra: list[str]) -> dict[str, Any]:
+    """Fit a scikit-learn semi-supervised method on the SSGAN run's exact split (same pixels, same labels)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
+
+    cfg = compose_run(suite, seed, "ssgan", split_path.parent, extra)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    data, split = datamodule.data, Split.load(split_path)
+    pool = split.unlabeled.numpy()
+    inputs = data.train.inputs.flatten(1).numpy()[pool]
+    targets = np.full(pool.shape[0], -1)
+    labeled_positions = np.searchsorted(pool, split.labeled.numpy())
+    targets[labeled_positions] = data.train.labels.numpy()[split.labeled.numpy()]
+    if method == "label_spreading":
+        estimator = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100, n_jobs=-1)
+    else:
+        estimator = SelfTrainingClassifier(LogisticRegression(max_iter=300), max_iter=10)
+    started = time.perf_counter()
+    estimator.fit(inputs, targets)
+    accuracy = float((estimator.predict(data.test.inputs.flatten(1).numpy()) == data.test.labels.numpy()).mean())
+    return {"test_acc": accuracy, "wall_seconds": time.perf_counter() - started, "samples_per_second": None}
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads (torch {torch.__version__})"
+
+
+def summarise(rows: list[dict[str, Any]]) -> str:
+    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        cells[(row["suite"], row["num_labeled"], row["method"])].append(row)
+    lines = [
+        f"Hardware: {hardware()}.",
+        "",
+        "| dataset | labels | method | test accuracy (mean ± std) | n | wall s / run | train samples/s |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: |",
+    ]
+    for (suite, num_labeled, method), group in cells.items():
+        accs = [100 * r["test_acc"] for r in group]
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        wall = statistics.mean(r["wall_seconds"] for r in group)
+        speeds = [r["samples_per_second"] for r in group if r["samples_per_second"]]
+        speed = f"{statistics.mean(speeds):,.0f}" if speeds else "–"
+        dataset = suite.rsplit("_", 1)[0]
+        lines.append(f"| {dataset} | {num_labeled} | {method} | {statistics.mean(accs):.2f} ± {std:.2f} | "
+                     f"{len(accs)} | {wall:.0f} | {speed} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suites", nargs="+", default=list(SUITES), choices=list(SUITES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--fashion-root", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--workdir", type=Path, default=Path("outputs/benchmark"))
+    parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for benchmarks.md and .csv")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every network run")
+    args = parser.parse_args()
+
+    rows: list[dict[str, Any]] = []
+    for suite in args.suites:
+        extra = list(args.overrides) + ([f"data.source.root={args.fashion_root}"] if "fashion" in suite else [])
+        for seed in args.seeds:
+            ssgan_result = network_run(suite, seed, "ssgan", args.workdir, extra)
+            num_labeled = int(Split.load(ssgan_result["split"]).labeled.numel())
+            results = {"ssgan": ssgan_result}
+            for method in args.methods:
+                if method == "supervised":
+                    results[method] = network_run(suite, seed, "supervised", args.workdir, extra)
+                elif method in ("label_spreading", "self_training"):
+                    results[method] = sklearn_run(suite, seed, method, ssgan_result["split"], extra)
+            for method, result in results.items():
+                if method not in args.methods:
+                    continue
+                row = {"suite": suite, "num_labeled": num_labeled, "method": method, "seed": seed,
+                       "test_acc": result["test_acc"], "wall_seconds": result["wall_seconds"],
+                       "samples_per_second": result["samples_per_second"], "hardware": hardware()}
+                rows.append(row)
+                print(f"{suite} seed={seed} {method}: test_acc={row['test_acc']:.4f} "
+                      f"({row['wall_seconds']:.0f} s)", flush=True)
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    with open(args.output / "benchmarks.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    table = summarise(rows)
+    (args.output / "benchmarks.md").write_text("# Benchmarks\n\nProduced by `python scripts/benchmark.py "
+                                               f"{' '.join(sys_args())}`.\n\n{table}")
+    print(table)
+
+
+def sys_args() -> list[str]:
+    import sys
+
+    return sys.argv[1:]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Time the SSGAN's training step alone and compare its FLOP rate with a plain fp32 matmul in the same process.
+
+    python scripts/throughput.py                        # the paper's MNIST networks on 28x28 inputs, CPU
+    python scripts/throughput.py --accelerator gpu --steps 300
+
+Reports samples/s (unlabeled examples; each step also uses as many labeled and generated ones), seconds per
+epoch of 60 000 unlabeled examples, FLOPs per step (counted by torch's FlopCounterMode) and the achieved FLOP
+rate as a fraction of a square fp32 matmul's rate measured on the same threads: a ratio that stays meaningful
+on a noisy or shared machine. Data are random tensors of the Fashion-MNIST shape (speed does not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch.utils.flop_counter import FlopCounterMode
+
+import ssgan.config  # noqa: F401
+from ssgan.data.datamodule import SemiSupervisedDataModule
+from ssgan.data.sources import ArrayDataset, SourceData
+from ssgan.train import CONFIG_DIR
+
+EPOCH_EXAMPLES = 60_000
+
+
+@dataclass
+class RandomImages:
+    """A source of random 28x28 images with random labels, the shape of (Fashion-)MNIST."""
+
+    num_train: int = EPOCH_EXAMPLES
+    shape: tuple[int, ...] = (1, 28, 28)
+    num_classes: int = 10
+
+    def load(self) -> SourceData:
+        generator = torch.Generator().manual_seed(0)
+        inputs = torch.rand(self.num_train, *self.shape, generator=generator)
+        labels = torch.randint(0, self.num_classes, (self.num_train,), generator=generator)
+        test = ArrayDataset(inputs[:1000], labels[:1000])
+        return SourceData(ArrayDataset(inputs, labels), test, tuple(str(k) for k in range(self.num_classes)))
+
+
+class StepTimer(pl.Callback):
+    """Wall time of training steps after ``warmup`` steps; FLOPs of one step counted by FlopCounterMode."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.started = 0.0
+        self.timed_steps = 0
+        self.seconds = 0.0
+        self.flops_per_step = 0
+        self.batch_size = 0
+        self._counter: FlopCounterMode | None = None
+
+    def _sync(self, module: pl.LightningModule) -> None:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.batch_size = int(batch[2].shape[0])
+        if batch_idx == 1:  # count one step's FLOPs, outside the timed window
+            self._counter = FlopCounterMode(display=False)
+            self._counter.__enter__()
+        if batch_idx == self.warmup:
+            self._sync(module)
+            self.started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self.flops_per_step = self._counter.get_total_flops()
+            self._counter = None
+        if batch_idx >= self.warmup:
+            self.timed_steps += 1
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self._sync(module)
+        self.seconds = time.perf_counter() - self.started
+
+
+def matmul_flop_rate(device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+    """FLOP/s of a square fp32 matmul on this process's threads (the reference for the ratio)."""
+    a = torch.rand(size, size, device=device)
+    b = torch.rand(size, size, device=device)
+    for _ in range(3):
+        a @ b
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+        if device.type == "cuda" and count % 50:
+            continue
+        sync()
+    sync()
+    return 2 * size**3 * count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=120, help="timed steps (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the model, e.g. model.use_ema=false")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["paths.output_dir=.", *args.overrides])
+    pl.seed_everything(0, verbose=False)
+    datamodule = SemiSupervisedDataModule(RandomImages(), num_labeled=100, batch_size=args.batch_size)
+    datamodule.setup("fit")
+    model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=10)
+    timer = StepTimer(args.warmup)
+    trainer = pl.Trainer(
+        accelerator=args.accelerator, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
+        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[timer],
+    )
+    trainer.fit(model, datamodule=datamodule)
+
+    step_seconds = timer.seconds / timer.timed_steps
+    samples_per_second = timer.batch_size / step_seconds
+    achieved = timer.flops_per_step / step_seconds
+    reference = matmul_flop_rate(model.device)
+    figures = {
+        "device": torch.cuda.get_device_name() if model.device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads",
+        "batch_size": timer.batch_size,
+        "timed_steps": timer.timed_steps,
+        "step_ms": 1000 * step_seconds,
+        "samples_per_second": samples_per_second,
+        "seconds_per_60k_epoch": EPOCH_EXAMPLES / samples_per_second,
+        "gflop_per_step": timer.flops_per_step / 1e9,
+        "achieved_gflops": achieved / 1e9,
+        "matmul_gflops": reference / 1e9,
+        "fraction_of_matmul": achieved / reference,
+    }
+    for key, value in figures.items():
+        print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(figures, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
