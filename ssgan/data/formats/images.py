@@ -86,7 +86,7 @@ class ImageFolderSource:
                         height, width = self.image_size
                         image = image.resize((width, height), Image.Resampling.BILINEAR)
                     pixels = np.asarray(image, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError, ValueError) as error:
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError, IndexError) as error:
                 raise SSGANError(f"{file}: cannot be read as an image ({error})") from None
             if first is None:
                 first = (file, pixels.shape)

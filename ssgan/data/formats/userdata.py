@@ -50,7 +50,7 @@ def label_keys(raw: np.ndarray, row_name: RowName, column: str) -> tuple[np.ndar
     if bad.any():
         row = int(present[np.flatnonzero(bad)[0]])
         raise SSGANError(
-            f"{row_name(row)}, column {column!r}: label {text[row]!r} is not a class; expected a whole number "
+            f"{row_name(row)}, column {column!r}: label {str(text[row])!r} is not a class; expected a whole number "
             f">= 0 or a class name (empty or -1 for unlabeled)"
         )
     keys = np.full(text.shape, "", dtype=object)
@@ -74,7 +74,7 @@ def encode_labels(keys: np.ndarray, classes: list[str], row_name: RowName, colum
     if unknown.size:
         row = int(unknown[0])
         raise SSGANError(
-            f"{row_name(row)}, column {column!r}: label {keys[row]!r} is not one of the training classes {classes}"
+            f"{row_name(row)}, column {column!r}: label {str(keys[row])!r} is not one of the training classes {classes}"
         )
     return torch.from_numpy(ids)
 
