@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import pickle
 import subprocess
@@ -11,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from format_writers import cifar_batch, cifar_files, idx_bytes, write_cifar_folder, write_idx, write_mnist, write_svhn_mat
+from format_writers import cifar_batch, cifar_files, write_cifar_folder, write_idx, write_mnist, write_svhn_mat
 from ssgan.data import SemiSupervisedDataModule
 from ssgan.data.formats import CIFAR10Source, ImageFolderSource, MNISTSource, NpzSource, SVHNSource, TableSource
 from ssgan.errors import SSGANError

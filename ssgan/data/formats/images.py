@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ssgan.data.formats.pixels import check_pixel_range, scale_pixels
 from ssgan.data.formats.userdata import assemble, check_test_choice, encode_labels
