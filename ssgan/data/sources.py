@@ -1,4 +1,5 @@
-"""Readers that turn a dataset into in-memory tensors: inputs, labels (-1 = unlabeled) and class names."""
+"""What every source yields (tensors: inputs, labels with -1 = unlabeled, class names), the checks every source
+shares, and the embedded digits. The readers of real files live in :mod:`ssgan.data.formats`."""
 
 from __future__ import annotations
 

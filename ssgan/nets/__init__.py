@@ -1,6 +1,23 @@
 """Networks: discriminators return (K logits, features for matching); generators map noise to inputs."""
 
-from ssgan.nets.layers import GaussianNoise, WeightNormLinear, data_dependent_init
+from ssgan.nets.conv import ConvDiscriminator, ConvGenerator
+from ssgan.nets.layers import (
+    GaussianNoise,
+    WeightNormConv2d,
+    WeightNormConvTranspose2d,
+    WeightNormLinear,
+    data_dependent_init,
+)
 from ssgan.nets.mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["GaussianNoise", "MLPDiscriminator", "MLPGenerator", "WeightNormLinear", "data_dependent_init"]
+__all__ = [
+    "ConvDiscriminator",
+    "ConvGenerator",
+    "GaussianNoise",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "WeightNormConv2d",
+    "WeightNormConvTranspose2d",
+    "WeightNormLinear",
+    "data_dependent_init",
+]

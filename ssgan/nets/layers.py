@@ -30,15 +30,24 @@ class WeightNormLinear(nn.Module):
 
     ``train_scale=False`` keeps g fixed after initialisation, as the paper's hidden layers do (a ReLU follows,
     so the scale is redundant). With ``pending_init`` set, the next forward pass is the data-dependent
-    initialisation: g and b are chosen so that every output unit has zero mean and unit variance on that batch.
+    initialisation: g and b are chosen so that every output unit has zero mean and standard deviation
+    ``init_scale`` (1, or 0.1 for the conv recipe's output layer) on that batch.
     """
 
-    def __init__(self, in_features: int, out_features: int, train_scale: bool = True, init_std: float = 0.05) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        train_scale: bool = True,
+        init_std: float = 0.05,
+        init_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.v = nn.Parameter(torch.randn(out_features, in_features) * init_std)
         self.g = nn.Parameter(torch.ones(out_features), requires_grad=train_scale)
         self.b = nn.Parameter(torch.zeros(out_features))
+        self.init_scale = float(init_scale)
         self.pending_init = False
 
     def forward(self, x: Tensor) -> Tensor:
@@ -51,12 +60,97 @@ class WeightNormLinear(nn.Module):
         self.pending_init = False
         direction = F.linear(x, self.v) / self.v.norm(dim=1)
         mean, std = direction.mean(dim=0), direction.std(dim=0, unbiased=False) + 1e-6
-        self.g.copy_(1.0 / std)
-        self.b.copy_(-mean / std)
-        return (direction - mean) / std
+        self.g.copy_(self.init_scale / std)
+        self.b.copy_(-mean * self.init_scale / std)
+        return (direction - mean) * (self.init_scale / std)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, train_scale={self.g.requires_grad}"
+
+
+class WeightNormConv2d(nn.Module):
+    """Weight-normalised convolution: each output channel's filter v_c is scaled to norm g_c, plus bias b.
+
+    Same ``pending_init`` protocol as :class:`WeightNormLinear`: the next forward pass sets g and b so every
+    output channel has zero mean and standard deviation ``init_scale`` over batch and positions.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        train_scale: bool = False,
+        init_std: float = 0.05,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.v = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) * init_std)
+        self.g = nn.Parameter(torch.ones(out_channels), requires_grad=train_scale)
+        self.b = nn.Parameter(torch.zeros(out_channels))
+        self.init_scale = float(init_scale)
+        self.pending_init = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pending_init:
+            return self._initialise(x)
+        weight = self.v * (self.g / self.v.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+        return F.conv2d(x, weight, self.b, stride=self.stride, padding=self.padding)
+
+    @torch.no_grad()
+    def _initialise(self, x: Tensor) -> Tensor:
+        self.pending_init = False
+        unit = self.v / self.v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        direction = F.conv2d(x, unit, stride=self.stride, padding=self.padding)
+        mean = direction.mean(dim=(0, 2, 3))
+        std = direction.std(dim=(0, 2, 3), unbiased=False) + 1e-6
+        self.g.copy_(self.init_scale / std)
+        self.b.copy_(-mean * self.init_scale / std)
+        return (direction - mean.view(1, -1, 1, 1)) * (self.init_scale / std).view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, train_scale={self.g.requires_grad}"
+        )
+
+
+class WeightNormConvTranspose2d(nn.Module):
+    """Weight-normalised transposed convolution (x2 upsampling in the conv generator's output layer).
+
+    The weight (in, out, k, k) is normalised per output channel over (in, k, k), then scaled by g_c.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 5,
+        stride: int = 2,
+        train_scale: bool = True,
+        init_std: float = 0.05,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = kernel_size, stride
+        self.padding, self.output_padding = (kernel_size - 1) // 2, stride - 1
+        self.v = nn.Parameter(torch.randn(in_channels, out_channels, kernel_size, kernel_size) * init_std)
+        self.g = nn.Parameter(torch.ones(out_channels), requires_grad=train_scale)
+        self.b = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        norm = self.v.transpose(0, 1).flatten(1).norm(dim=1)
+        weight = self.v * (self.g / norm).view(1, -1, 1, 1)
+        return F.conv_transpose2d(
+            x, weight, self.b, stride=self.stride, padding=self.padding, output_padding=self.output_padding
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
 
 
 @torch.no_grad()
