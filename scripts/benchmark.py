@@ -118,7 +118,7 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     for suite in args.suites:
-        extra = list(args.overrides) + ([f"data.source.root={args.fashion_root}"] if "fashion" in suite else [])
+        extra = list(args.overrides) + ([f"data.root={args.fashion_root}"] if "fashion" in suite else [])
         for seed in args.seeds:
             ssgan_result = network_run(suite, seed, "ssgan", args.workdir, extra)
             num_labeled = int(Split.load(ssgan_result["split"]).labeled.numel())

@@ -18,6 +18,7 @@ from ssgan.errors import SSGANError
 class SemiSupervisedDataModule(pl.LightningDataModule):
     """Feeds every training step ``batch_size`` labeled + ``batch_size`` unlabeled examples (per device).
 
+    ``root`` is the data folder of file-based sources (their config reads it as ``${data.root}``).
     ``num_labeled`` is the total labeled budget (balanced per class, as in the paper); ``labeled_fraction``
     is the alternative; with neither, every labeled example of the source is used. ``split_seed`` fixes
     which examples are labeled, independently of the training seed.
@@ -33,6 +34,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         eval_batch_size: int = 1000,
         split_seed: int = 0,
         stream_seed: int = 0,
+        root: str | None = None,
     ) -> None:
         super().__init__()
         if num_labeled is not None and labeled_fraction is not None:
@@ -40,7 +42,10 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if int(value) < 1:
                 raise SSGANError(f"data.{name}={value} must be a positive integer")
+        if root is not None and not hasattr(source, "root"):
+            raise SSGANError(f"data.root={root!r} is set but {type(source).__name__} reads no files; drop data.root")
         self.source = source
+        self.root = root  # the data folder: file sources read it through ${data.root}
         self.num_labeled = num_labeled
         self.labeled_fraction = labeled_fraction
         self.num_validation = num_validation

@@ -67,5 +67,5 @@ def missing_files_error(root: Path, expected: Sequence[str], hint: str = "") -> 
     """The one message for absent data: which files, which folder, and how to get them."""
     return SSGANError(
         f"no data found in {root}: expected {', '.join(expected)}{hint}; "
-        "set data.source.root to the folder holding them, or data.source.download=true to fetch them"
+        "set data.root to the folder holding them, or data.source.download=true to fetch them"
     )
