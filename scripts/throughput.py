@@ -49,8 +49,14 @@ class RandomImages:
 class StepTimer(pl.Callback):
     """Wall time of training steps after ``warmup`` steps; FLOPs of one step counted by FlopCounterMode."""
 
-    def __init__(self, warmup: int) -> None:
+    def __init__(self, warmup: int, profile: bool = False) -> None:
         self.warmup = warmup
+        self.profiler: torch.profiler.profile | None = None
+        if profile:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(activities=activities)
         self.started = 0.0
         self.timed_steps = 0
         self.seconds = 0.0
@@ -70,6 +76,8 @@ class StepTimer(pl.Callback):
         if batch_idx == self.warmup:
             self._sync(module)
             self.started = time.perf_counter()
+            if self.profiler is not None:
+                self.profiler.__enter__()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self._counter is not None:
@@ -82,6 +90,11 @@ class StepTimer(pl.Callback):
     def on_train_epoch_end(self, trainer, module) -> None:
         self._sync(module)
         self.seconds = time.perf_counter() - self.started
+        self.device = module.device
+        if self.profiler is not None:
+            self.profiler.__exit__(None, None, None)
+            sort = "cuda_time_total" if module.device.type == "cuda" else "cpu_time_total"
+            print(self.profiler.key_averages().table(sort_by=sort, row_limit=25))
 
 
 def matmul_flop_rate(device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
@@ -111,6 +124,7 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the timed steps")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the model, e.g. model.use_ema=false")
     args = parser.parse_args()
     if args.threads:
@@ -122,7 +136,7 @@ def main() -> None:
     datamodule = SemiSupervisedDataModule(RandomImages(), num_labeled=100, batch_size=args.batch_size)
     datamodule.setup("fit")
     model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=10)
-    timer = StepTimer(args.warmup)
+    timer = StepTimer(args.warmup, args.profile)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -133,9 +147,9 @@ def main() -> None:
     step_seconds = timer.seconds / timer.timed_steps
     samples_per_second = timer.batch_size / step_seconds
     achieved = timer.flops_per_step / step_seconds
-    reference = matmul_flop_rate(model.device)
+    reference = matmul_flop_rate(timer.device)  # the model is back on the CPU after fit
     figures = {
-        "device": torch.cuda.get_device_name() if model.device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads",
+        "device": torch.cuda.get_device_name() if timer.device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads",
         "batch_size": timer.batch_size,
         "timed_steps": timer.timed_steps,
         "step_ms": 1000 * step_seconds,

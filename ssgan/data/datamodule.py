@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from ssgan.data.sources import Source, SourceData, check_finite, check_labels
 from ssgan.data.split import Split, make_split, resolve_labeled_count
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
 from ssgan.errors import SSGANError
+
+# The streams are in-memory and always read in the main process, so Lightning's worker caveat does not apply.
+warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
 
 
 class SemiSupervisedDataModule(pl.LightningDataModule):
