@@ -21,7 +21,7 @@ class SupervisedBaseline(ClassifierModule):
         return datamodule.initialization_inputs(self.init_examples, labeled_only=True)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.hparams.optimizer(self.trainable(self.discriminator))
+        optimizer = self.optimizer_factory(self.trainable(self.discriminator))
         scheduler = self.make_scheduler(optimizer)
         if scheduler is None:
             return optimizer

@@ -39,6 +39,8 @@ class ClassifierModule(pl.LightningModule):
         self.class_names = tuple(class_names) if class_names is not None else tuple(str(k) for k in range(num_classes))
         self.discriminator = discriminator(input_shape=self.input_shape, num_classes=num_classes)
         self.weight_average = WeightAverage(self.discriminator, ema_decay)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.use_ema = use_ema
         self.init_examples = init_examples
         self.val_metrics = classification_metrics(num_classes, prefix="val_")
@@ -78,7 +80,7 @@ class ClassifierModule(pl.LightningModule):
         return [p for p in network.parameters() if p.requires_grad]
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
-        return self.hparams.scheduler(optimizer) if self.hparams.scheduler is not None else None
+        return self.scheduler_factory(optimizer) if self.scheduler_factory is not None else None
 
     # ------------------------------------------------------------------------------------------ evaluation
     @property

@@ -53,13 +53,14 @@ class SSGAN(ClassifierModule):
         )
         self.automatic_optimization = False
         self.generator = generator(output_shape=self.input_shape)
+        self.generator_optimizer_factory = generator_optimizer
         self.unlabeled_weight = unlabeled_weight
         self.feature_matching_distance = feature_matching_distance
 
     def configure_optimizers(self) -> Any:
-        make_generator_optimizer = self.hparams.generator_optimizer or self.hparams.optimizer
+        make_generator_optimizer = self.generator_optimizer_factory or self.optimizer_factory
         optimizers = [
-            self.hparams.optimizer(self.trainable(self.discriminator)),
+            self.optimizer_factory(self.trainable(self.discriminator)),
             make_generator_optimizer(self.trainable(self.generator)),
         ]
         schedulers = [s for s in map(self.make_scheduler, optimizers) if s is not None]

@@ -75,10 +75,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_seconds = time.perf_counter() - started
+    validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
     trainer.test(model, datamodule=datamodule, verbose=False)
 
     throughput = next((c for c in trainer.callbacks if isinstance(c, TrainingThroughput)), None)
-    metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds)
+    metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds) | validation
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (output_dir / "error.txt").unlink(missing_ok=True)  # a resumed job that failed before now succeeded
@@ -130,8 +131,6 @@ def summarise(
         "overrides": job_overrides(),
         "config": OmegaConf.to_container(cfg, resolve=False),
     }
-    validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
-    metrics.update(validation)
     return metrics
 
 

@@ -1,0 +1,73 @@
+"""The losses against values computed by hand from the paper's formulas."""
+
+import math
+
+import pytest
+import torch
+
+from ssgan.errors import SSGANError
+from ssgan.losses import (
+    discriminator_loss,
+    feature_matching_loss,
+    real_probability,
+    supervised_loss,
+    unlabeled_loss,
+)
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_supervised_loss_is_cross_entropy_by_hand() -> None:
+    logits = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    targets = torch.tensor([0, 0])
+    expected = 0.5 * ((math.log(math.e + 1) - 1.0) + (math.log(1 + math.e**2) - 0.0))
+    assert supervised_loss(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_unlabeled_loss_by_hand() -> None:
+    # real: lse([0, 0]) = log 2 ; lse([log 3, 0]) = log 4 ; fake: lse([-1, -1]) = log(2/e)
+    real = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+    fake = torch.tensor([[-1.0, -1.0]])
+    lse_real = [math.log(2.0), math.log(4.0)]
+    lse_fake = math.log(2.0 / math.e)
+    expected_real = sum(-v + softplus(v) for v in lse_real) / 2
+    expected = 0.5 * expected_real + 0.5 * softplus(lse_fake)
+    assert unlabeled_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_unlabeled_loss_is_minus_log_d_real_and_minus_log_one_minus_d_fake() -> None:
+    # D(x) = Z / (Z + 1): with Z = 3 on real data and Z = 1/3 on generated data.
+    real = torch.tensor([[math.log(2.0), math.log(1.0)]])  # Z = 3
+    fake = torch.tensor([[math.log(1 / 3), -1e9]])  # Z = 1/3
+    expected = 0.5 * -math.log(3 / 4) + 0.5 * -math.log(1 - (1 / 3) / (4 / 3))
+    assert unlabeled_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
+    assert real_probability(real).item() == pytest.approx(0.75, rel=1e-6)
+
+
+def test_discriminator_loss_weights_the_unlabeled_part() -> None:
+    labeled = torch.tensor([[2.0, 0.0, 0.0]])
+    targets = torch.tensor([0])
+    real = torch.tensor([[0.5, -0.5, 0.0]])
+    fake = torch.tensor([[-2.0, -1.0, -3.0]])
+    total, lab, unl = discriminator_loss(labeled, targets, real, fake, unlabeled_weight=0.25)
+    assert lab.item() == pytest.approx(-2.0 + math.log(math.exp(2) + 2), rel=1e-6)
+    assert total.item() == pytest.approx(lab.item() + 0.25 * unl.item(), rel=1e-6)
+
+
+def test_feature_matching_l2_and_l1_by_hand() -> None:
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # mean [2, 3]
+    fake = torch.tensor([[0.0, 0.0], [2.0, 0.0]])  # mean [1, 0]
+    assert feature_matching_loss(real, fake, "l2").item() == pytest.approx((1.0 + 9.0) / 2)
+    assert feature_matching_loss(real, fake, "l1").item() == pytest.approx((1.0 + 3.0) / 2)
+    with pytest.raises(SSGANError, match="feature_matching_distance='cosine'"):
+        feature_matching_loss(real, fake, "cosine")
+
+
+def test_unlabeled_loss_is_stable_for_large_logits() -> None:
+    real = torch.tensor([[500.0, 0.0]])
+    fake = torch.tensor([[-500.0, -500.0]])
+    value = unlabeled_loss(real, fake)
+    assert torch.isfinite(value)
+    assert value.item() == pytest.approx(0.0, abs=1e-6)

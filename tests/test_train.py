@@ -1,0 +1,98 @@
+"""End-to-end runs of the real configs composed through Hydra, and the user-facing errors of ssgan-train."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssgan.errors import SSGANError
+from ssgan.train import train
+from tests.conftest import TINY, compose_config
+
+REPO = Path(__file__).resolve().parent.parent
+SHORT = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=4"]
+
+
+@pytest.mark.parametrize("model", ["ssgan", "supervised"])
+def test_fast_dev_run_of_the_real_configs(tmp_path: Path, model: str) -> None:
+    cfg = compose_config(tmp_path, [f"model={model}", "trainer.fast_dev_run=true", *TINY])
+    metrics = train(cfg)
+    assert 0.0 <= metrics["test_acc"] <= 1.0
+    assert metrics["num_test"] == 360 and metrics["num_labeled"] == 50
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("test_acc", "test_acc_macro", "test_errors", "num_labeled", "seed", "model", "train_seconds",
+                "samples_per_second"):
+        assert key in saved
+    assert saved["model"] == {"ssgan": "SSGAN", "supervised": "SupervisedBaseline"}[model]
+    assert (tmp_path / "config.yaml").exists() and (tmp_path / "split_indices.npz").exists()
+
+
+def test_a_short_run_writes_checkpoints_and_consistent_metrics(tmp_path: Path) -> None:
+    cfg = compose_config(tmp_path, [*SHORT, "callbacks.checkpoint.every_n_epochs=1", "data.num_validation=50"])
+    metrics = train(cfg)
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists() and (tmp_path / "checkpoints" / "best.ckpt").exists()
+    assert metrics["test_errors"] == round((1 - metrics["test_acc"]) * metrics["num_test"])
+    assert sum(map(sum, metrics["test_confusion"])) == 360
+    assert "val_acc" in metrics and metrics["samples_per_second"] > 0
+
+
+def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
+    def run(name: str, seed: int) -> dict:
+        return train(compose_config(tmp_path / name, [*SHORT, f"seed={seed}", "callbacks.checkpoint=null"]))
+
+    first, second, other = run("a", 3), run("b", 3), run("c", 4)
+    for key in ("test_acc", "test_acc_macro", "test_errors", "test_confusion"):
+        assert first[key] == second[key]
+    assert first["test_confusion"] != other["test_confusion"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.num_labeled=5000"], "data.num_labeled=5000 is larger than the 1437 labeled training examples"),
+        (["data.num_labeled=5"], "data.num_labeled=5 is smaller than the number of classes (10)"),
+        (["data.num_labeled=50", "data.labeled_fraction=0.5"], "data.num_labeled=50 and data.labeled_fraction=0.5"),
+        (["data.num_labeled=1430"], "needs 143 labeled examples of class"),
+    ],
+)
+def test_bad_budgets_stop_before_training_with_the_value(tmp_path: Path, overrides, message) -> None:
+    with pytest.raises(SSGANError) as raised:
+        train(compose_config(tmp_path, [*TINY, *overrides]))
+    assert message in str(raised.value)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def run_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "ssgan.train", f"hydra.run.dir={tmp_path}", *overrides],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+
+
+def test_cli_reports_a_bad_budget_in_one_line_and_error_file(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "data.num_labeled=3")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ssgan-train: error: data.num_labeled=3 is smaller than the number of classes (10); "
+        "need at least one labeled example per class"
+    )
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["error.txt"]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.no_such_option=1", "Could not override 'data.no_such_option'"),
+        ("model=no_such_model", "Could not find 'model/no_such_model'"),
+    ],
+)
+def test_cli_rejects_an_unknown_config_option_without_traceback(tmp_path: Path, override: str, expected: str) -> None:
+    result = run_cli(tmp_path, override)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
