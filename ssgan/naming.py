@@ -34,7 +34,8 @@ def override_values(overrides: Sequence[str], exclude_keys: Sequence[str] = ()) 
     values: dict[str, str] = {}
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         if override.key_or_group not in exclude_keys:
-            value = override.get_value_element_as_str() if override.value() is not None else ""
+            bare_deletion = override.is_delete() and override.value() is None  # ~key
+            value = "" if bare_deletion else override.get_value_element_as_str()
             values[override.get_key_element()] = value
     return values
 

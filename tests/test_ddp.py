@@ -21,10 +21,10 @@ from ssgan.train import CONFIG_DIR
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
+    "trainer.limit_train_batches=3",
     "model.discriminator.hidden_widths=[64,32]",
     "model.generator.hidden_widths=[64,64]",
-    "callbacks.progress_bar.refresh_rate=1000",
+    "callbacks.progress_bar=null",
 ]
 DDP_ON_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 
