@@ -29,11 +29,16 @@ def short_keys(keys: Iterable[str]) -> dict[str, str]:
     return shortened
 
 
+def excluded(key: str, exclude_keys: Sequence[str]) -> bool:
+    """True for a key in ``exclude_keys`` or below one (``callbacks.progress_bar`` covers its ``.refresh_rate``)."""
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in exclude_keys)
+
+
 def override_values(overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> dict[str, str]:
-    """One job's command-line overrides as {key with its +/++/~ prefix: value text}, minus ``exclude_keys``."""
+    """One job's command-line overrides as {key with its +/++/~ prefix: value text}, minus excluded keys."""
     values: dict[str, str] = {}
     for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if override.key_or_group not in exclude_keys:
+        if not excluded(override.key_or_group, exclude_keys):
             bare_deletion = override.is_delete() and override.value() is None  # ~key
             value = "" if bare_deletion else override.get_value_element_as_str()
             values[override.get_key_element()] = value
