@@ -49,7 +49,9 @@ def percent(cell: Cell, name: str) -> str:
     return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def markdown(columns: Sequence[str], cells: Sequence[Cell], failures: Sequence[JobFailure], roots: Sequence[Path]) -> str:
+def markdown(
+    columns: Sequence[str], cells: Sequence[Cell], failures: Sequence[JobFailure], roots: Sequence[Path]
+) -> str:
     """The table a reader wants: settings, n, accuracy (micro and macro, %), errors and time, then failures."""
     names = short_keys(columns)
     header = [*(names[c] for c in columns), "n", "test acc % (mean ± std)", "macro acc %", "test errors", "train s"]
@@ -110,7 +112,8 @@ def plot(path: Path, columns: Sequence[str], cells: Sequence[Cell]) -> None:
         means = [100 * cell.mean("test_acc") for cell in members]
         spreads = [0.0 if math.isnan(cell.std("test_acc")) else 100 * cell.std("test_acc") for cell in members]
         name = ", ".join(
-            str(value) if column == "model" else f"{names[column]}={value}" for column, value in zip(series_columns, key)
+            str(value) if column == "model" else f"{names[column]}={value}"
+            for column, value in zip(series_columns, key)
         )
         (line,) = axes.plot(labels, means, marker="o", label=name)
         axes.fill_between(
@@ -138,7 +141,9 @@ def plot(path: Path, columns: Sequence[str], cells: Sequence[Cell]) -> None:
     plt.close(figure)
 
 
-def report(roots: Sequence[str | Path], output: str | Path | None = None, ignore: Sequence[str] = ()) -> dict[str, Path]:
+def report(
+    roots: Sequence[str | Path], output: str | Path | None = None, ignore: Sequence[str] = ()
+) -> dict[str, Path]:
     """Collect, group and write the three files; returns their paths."""
     roots = [Path(root) for root in roots]
     results, failures = collect(roots)

@@ -81,7 +81,9 @@ def single_process_test(run_dir: Path) -> dict[str, torch.Tensor]:
         num_classes=datamodule.num_classes,
         class_names=list(datamodule.class_names),
     )
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     checkpoint = str(run_dir / "checkpoints" / "last.ckpt")  # written by this test run: safe to unpickle
     trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=False)
     return model.test_results

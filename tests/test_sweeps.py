@@ -70,7 +70,8 @@ def test_experiment_label_budget_sweep_defines_the_sweep() -> None:
 
 def test_slurm_launcher_resolves_one_task_and_gpu_per_device() -> None:
     cfg = compose_with_hydra(
-        ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "hydra.launcher.partition=gpu", "hydra.launcher.mem_gb=64"]
+        ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"]
+        + ["hydra.launcher.partition=gpu", "hydra.launcher.mem_gb=64"]
     )
     launcher = cfg.hydra.launcher
     assert get_class(launcher._target_).__name__ == "SlurmLauncher"
@@ -133,9 +134,14 @@ def test_a_real_multirun_then_report(tmp_path: Path) -> None:
     jobs = {path.name for path in sweep.iterdir() if path.is_dir()}
     assert jobs == {f"model={m},num_labeled={n}" for m in ("ssgan", "supervised") for n in (20, 5)}
     for model in ("ssgan", "supervised"):  # 5 labels < 10 classes: recorded, and the sweep went on
-        assert "smaller than the number of classes" in (sweep / f"model={model},num_labeled=5" / "error.txt").read_text()
-    metrics = {m: json.loads((sweep / f"model={m},num_labeled=20" / "metrics.json").read_text()) for m in ("ssgan", "supervised")}
-    assert metrics["ssgan"]["overrides"] == {"model": "ssgan", "data.num_labeled": "20", **{o.split("=")[0]: o.split("=")[1] for o in TINY}}
+        error = (sweep / f"model={model},num_labeled=5" / "error.txt").read_text()
+        assert "smaller than the number of classes" in error
+    metrics = {
+        model: json.loads((sweep / f"model={model},num_labeled=20" / "metrics.json").read_text())
+        for model in ("ssgan", "supervised")
+    }
+    tiny = dict(override.split("=", 1) for override in TINY)
+    assert metrics["ssgan"]["overrides"] == {"model": "ssgan", "data.num_labeled": "20", **tiny}
 
     report = subprocess.run(
         [sys.executable, "-m", "ssgan.report", str(sweep)], env=env, capture_output=True, text=True, timeout=120
