@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from ssgan.callbacks import DistinctNoisePerRank
 from ssgan.data.streams import EvaluationStream
 from ssgan.train import CONFIG_DIR
 
@@ -68,6 +69,20 @@ def test_evaluation_shards_partition_the_set_without_padding() -> None:
     inputs, targets = torch.arange(361).float().unsqueeze(1), torch.arange(361) % 10
     seen = [row for rank in (0, 1) for batch, _ in EvaluationStream(inputs, targets, 100, rank, 2) for row in batch]
     assert sorted(int(row) for row in seen) == list(range(361))
+
+
+def test_each_rank_draws_its_own_noise_and_one_process_is_untouched() -> None:
+    def noise_after_train_start(rank: int, world_size: int) -> torch.Tensor:
+        torch.manual_seed(0)  # every rank is seeded alike, as seed_everything does
+        trainer = SimpleNamespace(global_rank=rank, world_size=world_size)
+        DistinctNoisePerRank(seed=0).on_train_start(trainer, None)
+        return torch.rand(8)
+
+    assert not torch.equal(noise_after_train_start(0, 2), noise_after_train_start(1, 2))
+    assert torch.equal(noise_after_train_start(0, 2), noise_after_train_start(0, 2))  # reproducible
+    torch.manual_seed(0)
+    untouched = torch.rand(8)
+    assert torch.equal(noise_after_train_start(0, 1), untouched)
 
 
 def single_process_test(run_dir: Path) -> dict[str, torch.Tensor]:
