@@ -75,6 +75,8 @@ def markdown(
             f"{cell.mean('train_seconds'):.1f}",
         ]
         lines.append("| " + " | ".join(values) + " |")
+    if not cells:
+        lines[-2:] = ["No completed jobs."]
     lines += ["", f"## Failed jobs ({len(failures)})", ""]
     lines += [f"- `{relative(failure.directory, roots)}`: {failure.message}" for failure in failures] or ["None."]
     return "\n".join(lines) + "\n"
