@@ -108,12 +108,15 @@ class ClassifierModule(pl.LightningModule):
         return self.predict_proba(inputs)
 
     def _log_collection(self, metrics: Any) -> dict[str, Any]:
-        """Compute (synchronised across ranks by torchmetrics), log the scalars, reset; return everything."""
+        """Compute (synchronised across ranks by torchmetrics), log the scalars, reset; return everything.
+
+        The values are already global, so ``sync_dist`` averages identical numbers: it only tells Lightning so.
+        """
         results = metrics.compute()
         metrics.reset()
         for name, value in results.items():
             if value.ndim == 0:
-                self.log(name, value, prog_bar=name.endswith("_acc"))
+                self.log(name, value, prog_bar=name.endswith("_acc"), sync_dist=True)
         return results
 
     def on_validation_epoch_end(self) -> None:

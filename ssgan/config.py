@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from omegaconf import OmegaConf
+
+from ssgan.naming import job_dirname
 
 
 def validation_monitor(num_validation: int | None) -> str | None:
@@ -10,9 +14,15 @@ def validation_monitor(num_validation: int | None) -> str | None:
     return "val_acc" if num_validation else None
 
 
+def sweep_job_dirname(overrides: Sequence[str], exclude_keys: Sequence[str] | None = None) -> str:
+    """``hydra.sweep.subdir``: a job directory named by its overrides with short keys (see ssgan.naming)."""
+    return job_dirname([str(item) for item in overrides], [str(key) for key in exclude_keys or ()])
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("validation_monitor"):
-        OmegaConf.register_new_resolver("validation_monitor", validation_monitor)
+    for name, resolver in (("validation_monitor", validation_monitor), ("job_dirname", sweep_job_dirname)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 register_resolvers()

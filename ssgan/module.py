@@ -112,4 +112,5 @@ class SSGAN(ClassifierModule):
             on_step=False,
             on_epoch=True,
             prog_bar=False,
+            sync_dist=True,  # under DDP: the mean over ranks, not rank 0's share
         )

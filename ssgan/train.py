@@ -3,6 +3,7 @@
     ssgan-train                                   # digits, 50 labels, SSGAN
     ssgan-train model=supervised seed=1           # the labeled-only baseline on the same split
     ssgan-train data.num_labeled=100 trainer.max_epochs=5
+    ssgan-train -m data.num_labeled=20,50,100,200 model=ssgan,supervised seed=0,1,2   # a sweep (docs/sweeps.md)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,12 @@ from hydra.types import RunMode
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 import ssgan.config  # noqa: F401  (registers the config resolvers)
-from ssgan.callbacks import TrainingThroughput
+from ssgan.callbacks import DistinctNoisePerRank, TrainingThroughput
 from ssgan.errors import SSGANError
+from ssgan.naming import override_values
 
 log = logging.getLogger("ssgan")
 
@@ -58,8 +62,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         class_names=list(datamodule.class_names),
     )
     callbacks = [build(callback) for callback in (cfg.get("callbacks") or {}).values() if callback]
+    callbacks.append(DistinctNoisePerRank(cfg.seed))  # correctness under DDP, not a choice: always on
     logger = build(cfg.logger) if cfg.get("logger") else False
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
+    check_process_launch(trainer)
 
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +82,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds) | validation
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (output_dir / "error.txt").unlink(missing_ok=True)  # a resumed job that failed before now succeeded
         log.info(
             "test accuracy %.4f (%d errors of %d) -> %s",
             metrics["test_acc"],
@@ -95,6 +102,11 @@ def summarise(
     fit_seconds: float,
 ) -> dict[str, Any]:
     results = model.test_results
+    if not results:
+        raise SSGANError(
+            "no test results reached this process: the trainer's strategy ran the test in spawned processes "
+            f"({type(trainer.strategy).__name__}); use trainer=ddp, which keeps rank 0 in this process"
+        )
     confusion = results["test_confusion"]
     num_test = int(confusion.sum())
     test_acc = float(results["test_acc"])
@@ -115,6 +127,9 @@ def summarise(
         "train_seconds": throughput.train_seconds if throughput else fit_seconds,
         "samples_per_second": throughput.samples_per_second if throughput else None,
         "device": describe_device(trainer),
+        "world_size": int(trainer.world_size),
+        "overrides": job_overrides(),
+        "config": OmegaConf.to_container(cfg, resolve=False),
     }
     return metrics
 
@@ -126,22 +141,70 @@ def describe_device(trainer: pl.Trainer) -> str:
     return f"cpu ({torch.get_num_threads()} threads) x{trainer.world_size}"
 
 
-def record_failure(output_dir: Path, error: BaseException) -> None:
+def hydra_mode() -> RunMode | None:
+    """RUN or MULTIRUN when called through Hydra, None when ``train`` is called directly."""
+    return HydraConfig.get().mode if HydraConfig.initialized() else None
+
+
+def job_overrides() -> dict[str, str]:
+    """This job's command-line overrides (the swept values of a sweep job), as the report groups them."""
+    if not HydraConfig.initialized():
+        return {}
+    return override_values(list(HydraConfig.get().overrides.task))
+
+
+def check_process_launch(trainer: pl.Trainer) -> None:
+    """Refuse DDP that would start its processes from inside a local multirun.
+
+    Lightning's ``ddp`` re-runs the command line once per extra rank; inside ``-m`` that command line is
+    the whole sweep, so the children would run other jobs and the ranks would hang. Cluster launchers that
+    start one process per rank themselves (SLURM tasks, torchrun) are fine.
+    """
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    launches_itself = environment is not None and not environment.creates_processes_externally
+    if trainer.world_size > 1 and launches_itself and hydra_mode() == RunMode.MULTIRUN:
+        raise SSGANError(
+            f"trainer.devices={trainer.num_devices} (DDP) cannot run inside a local multirun (-m): Lightning would "
+            "re-launch the whole sweep once per rank. Run each multi-GPU job as a single run, or sweep with "
+            "hydra/launcher=slurm, which starts one task per device (docs/sweeps.md)"
+        )
+
+
+def record_failure(output_dir: Path, error: BaseException, with_traceback: bool = False) -> Path:
+    """Write what went wrong into the job's directory (rank 0: error.txt, rank r: error.rank<r>.txt)."""
+    rank = rank_zero_only.rank
+    path = output_dir / ("error.txt" if rank == 0 else f"error.rank{rank}.txt")
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
+    text = f"{type(error).__name__}: {error}\n"
+    if with_traceback:
+        text += "\n" + "".join(traceback.format_exception(error))
+    path.write_text(text)
+    return path
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Console entry ``ssgan-train``: a user error becomes one line (and error.txt); a sweep goes on."""
+    """Console entry ``ssgan-train``: any failure is recorded in the job's error.txt; in a sweep the next job runs.
+
+    A user error (SSGANError) is one line on stderr; an unexpected one keeps its traceback (in error.txt in
+    a sweep, on stderr in a single run).
+    """
+    multirun = hydra_mode() == RunMode.MULTIRUN
+    output_dir = Path(cfg.paths.output_dir)
     try:
         return train(cfg)["test_acc"]
     except SSGANError as error:
-        record_failure(Path(cfg.paths.output_dir), error)
+        record_failure(output_dir, error)
         print(f"ssgan-train: error: {error}", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if multirun:
             return None
         sys.exit(2)
+    except Exception as error:
+        path = record_failure(output_dir, error, with_traceback=True)
+        if not multirun:
+            raise
+        print(f"ssgan-train: job failed: {type(error).__name__}: {error} (traceback: {path})", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":
