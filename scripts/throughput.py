@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed")
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the timed steps")
@@ -138,7 +139,7 @@ def main() -> None:
     model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=10)
     timer = StepTimer(args.warmup, args.profile)
     trainer = pl.Trainer(
-        accelerator=args.accelerator, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
+        accelerator=args.accelerator, precision=args.precision, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, callbacks=[timer],
     )
@@ -150,6 +151,7 @@ def main() -> None:
     reference = matmul_flop_rate(timer.device)  # the model is back on the CPU after fit
     figures = {
         "device": torch.cuda.get_device_name() if timer.device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads",
+        "precision": args.precision,
         "batch_size": timer.batch_size,
         "timed_steps": timer.timed_steps,
         "step_ms": 1000 * step_seconds,

@@ -56,6 +56,8 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
         (["data.num_labeled=5"], "data.num_labeled=5 is smaller than the number of classes (10)"),
         (["data.num_labeled=50", "data.labeled_fraction=0.5"], "data.num_labeled=50 and data.labeled_fraction=0.5"),
         (["data.num_labeled=1430"], "needs 143 labeled examples of class"),
+        (["data.num_labeled=lots"], "data.num_labeled='lots' must be an integer or null"),
+        (["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
     ],
 )
 def test_bad_budgets_stop_before_training_with_the_value(tmp_path: Path, overrides, message) -> None:

@@ -19,6 +19,15 @@ from ssgan.errors import SSGANError
 warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
 
 
+def require_integer(name: str, value: object, optional: bool) -> None:
+    """Refuse a non-integer setting at the boundary (``data.num_labeled=lots``) with the value and the field."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        allowed = "an integer or null" if optional else "an integer"
+        raise SSGANError(f"data.{name}={value!r} must be {allowed}")
+
+
 class SemiSupervisedDataModule(pl.LightningDataModule):
     """Feeds every training step ``batch_size`` labeled + ``batch_size`` unlabeled examples (per device).
 
@@ -41,10 +50,21 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         root: str | None = None,
     ) -> None:
         super().__init__()
+        for name, value, optional in (
+            ("num_labeled", num_labeled, True),
+            ("num_validation", num_validation, False),
+            ("batch_size", batch_size, False),
+            ("eval_batch_size", eval_batch_size, False),
+            ("split_seed", split_seed, False),
+            ("stream_seed", stream_seed, False),
+        ):
+            require_integer(name, value, optional)
+        if labeled_fraction is not None and not isinstance(labeled_fraction, (int, float)):
+            raise SSGANError(f"data.labeled_fraction={labeled_fraction!r} must be a number in (0, 1] or null")
         if num_labeled is not None and labeled_fraction is not None:
             resolve_labeled_count(1 << 62, 1, num_labeled, labeled_fraction)  # raises the one-line error
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if int(value) < 1:
+            if value < 1:
                 raise SSGANError(f"data.{name}={value} must be a positive integer")
         if root is not None and not hasattr(source, "root"):
             raise SSGANError(f"data.root={root!r} is set but {type(source).__name__} reads no files; drop data.root")
