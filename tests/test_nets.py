@@ -94,23 +94,3 @@ def test_discriminator_step_touches_only_d_and_generator_step_only_g(tmp_path) -
     for role, with_grad in steps:
         assert with_grad == (d_params if role == "D" else g_params)
 
-
-def test_weight_norm_hand_written_backward_matches_autograd() -> None:
-    from ssgan.nets.layers import _WeightNormLinearFunction
-
-    torch.manual_seed(0)
-    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
-    v = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
-    g = torch.rand(3, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_WeightNormLinearFunction.apply, (x, v, g, b))
-    reference = torch.addcmul(b, x @ v.t(), g / v.norm(dim=1))
-    assert torch.allclose(_WeightNormLinearFunction.apply(x, v, g, b), reference)
-
-
-def test_weight_norm_skips_gradients_of_frozen_parameters() -> None:
-    layer = WeightNormLinear(4, 3)
-    layer.requires_grad_(False)
-    x = torch.rand(2, 4, requires_grad=True)
-    layer(x).sum().backward()
-    assert x.grad is not None and layer.v.grad is None and layer.g.grad is None

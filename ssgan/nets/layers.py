@@ -21,45 +21,6 @@ class GaussianNoise(nn.Module):
             return x
         return x.add(torch.randn_like(x), alpha=self.sigma)
 
-
-class _WeightNormLinearFunction(torch.autograd.Function):
-    """y = (x @ v.T) * (g / ||v||) + b with a hand-written backward.
-
-    Autograd's generic path differentiates ||v|| through several weight-sized kernels (division, masking,
-    broadcasting); here the norm's contribution is one scaled copy of v that the weight-gradient matmul
-    accumulates into, and gradients nobody needs (a frozen D in the generator step) are skipped.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, v: Tensor, g: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
-        inverse_norm = v.norm(dim=1).reciprocal()
-        scale = g * inverse_norm
-        projected = F.linear(x, v)
-        ctx.save_for_backward(x, v, projected, scale, inverse_norm)
-        return torch.addcmul(b, projected, scale)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        x, v, projected, scale, inverse_norm = ctx.saved_tensors
-        need_x, need_v, need_g, need_b = ctx.needs_input_grad
-        grad_x = grad_v = grad_g = grad_b = None
-        grad_flat = grad_output.reshape(-1, grad_output.shape[-1])
-        if need_b:
-            grad_b = grad_flat.sum(0)
-        scaled_grad = grad_output * scale
-        if need_x:
-            grad_x = scaled_grad @ v
-        if need_v or need_g:
-            grad_scale = (grad_flat * projected.reshape(-1, projected.shape[-1])).sum(0)
-            if need_g:
-                grad_g = grad_scale * inverse_norm
-            if need_v:
-                # d scale / d v = -scale * v / ||v||^2, row by row
-                norm_term = v * (-(grad_scale * scale) * inverse_norm.square()).unsqueeze(1)
-                scaled_flat = scaled_grad.reshape(-1, scaled_grad.shape[-1])
-                grad_v = torch.addmm(norm_term, scaled_flat.t(), x.reshape(-1, x.shape[-1]))
-        return grad_x, grad_v, grad_g, grad_b
-
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"
 
@@ -92,7 +53,7 @@ class WeightNormLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.pending_init:
             return self._initialise(x)
-        return _WeightNormLinearFunction.apply(x, self.v, self.g, self.b)
+        return torch.addcmul(self.b, F.linear(x, self.v), self.g / self.v.norm(dim=1))
 
     @torch.no_grad()
     def _initialise(self, x: Tensor) -> Tensor:
