@@ -40,7 +40,7 @@ METHODS = ("ssgan", "supervised", "label_spreading", "self_training")
 
 def compose_run(suite: str, seed: int, model: str, output_dir: Path, extra: list[str]) -> Any:
     overrides = [*SUITES[suite], f"model={model}", f"seed={seed}", f"paths.output_dir={output_dir}",
-                 "callbacks.progress_bar=null", "~logger", *extra]
+                 "trainer.enable_progress_bar=false", "~logger", *extra]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 

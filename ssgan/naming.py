@@ -30,7 +30,7 @@ def short_keys(keys: Iterable[str]) -> dict[str, str]:
 
 
 def excluded(key: str, exclude_keys: Sequence[str]) -> bool:
-    """True for a key in ``exclude_keys`` or below one (``callbacks.progress_bar`` covers its ``.refresh_rate``)."""
+    """True for a key in ``exclude_keys`` or below one (``callbacks.checkpoint`` covers its ``.every_n_epochs``)."""
     return any(key == prefix or key.startswith(prefix + ".") for prefix in exclude_keys)
 
 

@@ -22,7 +22,6 @@ NOT_GROUPED = (
     "seed",
     "ckpt_path",
     "paths",
-    "callbacks.progress_bar",
     "data.eval_batch_size",
     "trainer.log_every_n_steps",
     "trainer.enable_progress_bar",

@@ -12,7 +12,7 @@ from ssgan.train import CONFIG_DIR
 
 TINY = [
     "model.discriminator.hidden_widths=[64,32]",
-    "callbacks.progress_bar=null",
+    "trainer.enable_progress_bar=false",
     "~logger",
 ]
 

@@ -106,7 +106,7 @@ def test_conv_ssgan_trains_end_to_end_on_images(tmp_path: Path) -> None:
         "model.generator.widths=[16,8]", "model.generator.noise_dim=4", "model.init_examples=16",
         "model.feature_matching_distance=l1",
         "+model.scheduler={_target_: ssgan.schedules.linear_decay, _partial_: true, start_epoch: 1, end_epoch: 3}",
-        "trainer.max_epochs=2", "trainer.limit_train_batches=2", "callbacks.progress_bar=null", f"paths.output_dir={tmp_path / 'run'}",
+        "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path / 'run'}",
     ]
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)

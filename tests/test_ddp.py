@@ -25,7 +25,7 @@ TINY = [
     "trainer.limit_train_batches=3",
     "model.discriminator.hidden_widths=[64,32]",
     "model.generator.hidden_widths=[64,64]",
-    "callbacks.progress_bar=null",
+    "trainer.enable_progress_bar=false",
 ]
 DDP_ON_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 

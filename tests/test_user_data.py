@@ -22,7 +22,7 @@ TINY_MLP = [
     "model.init_examples=20",
     "data.batch_size=8",
     "trainer.max_epochs=1",
-    "callbacks.progress_bar=null",
+    "trainer.enable_progress_bar=false",
 ]
 
 
