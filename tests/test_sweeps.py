@@ -23,7 +23,7 @@ TINY = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=3",
     "model.discriminator.hidden_widths=[64,32]",
-    "trainer.enable_progress_bar=false",
+    "trainer.enable_progress_bar=False",
 ]
 # the tiny settings are the same for every job: keep them out of the job directory names
 EXCLUDE_TINY = "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(o.split("=")[0] for o in TINY) + "]"
