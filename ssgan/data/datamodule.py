@@ -17,6 +17,8 @@ from ssgan.errors import SSGANError
 
 # The streams are in-memory and always read in the main process, so Lightning's worker caveat does not apply.
 warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
+# No validation set (data.num_validation=0) is a choice, not a mistake.
+warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero.*")
 
 
 def require_integer(name: str, value: object, optional: bool) -> None:
