@@ -1,0 +1,41 @@
+"""Shared fixtures: compose the real Hydra configs with tiny networks so end-to-end runs take seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from ssgan.train import CONFIG_DIR
+
+TINY = [
+    "model.discriminator.hidden_widths=[32,16]",
+    "model.generator.hidden_widths=[32]",
+    "model.generator.noise_dim=16",
+    "model.init_examples=100",
+    "callbacks.progress_bar=null",
+    "~logger",
+    "trainer.accelerator=cpu",
+    "+trainer.enable_progress_bar=false",
+]
+
+
+def compose_run(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
+    """The train config with tiny networks, run files in ``output_dir``."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*TINY, *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def make_config(tmp_path: Path):
+    """``make_config(name, *overrides)`` -> a config whose run directory is ``tmp_path / name``."""
+
+    def make(name: str, *overrides: str) -> DictConfig:
+        return compose_run(tmp_path / name, list(overrides))
+
+    return make
