@@ -16,7 +16,6 @@ TINY = [
     "model.generator.noise_dim=16",
     "model.init_examples=100",
     "callbacks.progress_bar=null",
-    "~logger",
     "trainer.accelerator=cpu",
     "+trainer.enable_progress_bar=false",
 ]
