@@ -41,21 +41,23 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
-class StepCheckpoint(Checkpoint):
-    """Saves ``<dirpath>/last.ckpt`` every ``every_n_train_batches`` training batches (0: never).
+class LastCheckpoint(Checkpoint):
+    """Saves ``<dirpath>/last.ckpt`` every ``every_n_train_batches`` training batches (0: never) and when fit ends.
 
-    Lightning's ModelCheckpoint saves at epoch ends; this one bounds the work lost when a run is killed
-    mid-epoch. Together with the resumable data stream and saved RNG state, resuming from it is exact.
-    A :class:`Checkpoint` subclass, so Lightning runs it after the other callbacks of a batch.
+    Lightning's ModelCheckpoint saves at (every n-th) epoch end; this one bounds the work lost when a run is
+    killed mid-epoch, and leaves the final weights for ``ssgan-predict``/``ssgan-sample`` whatever the epoch
+    count. With the resumable data stream and the saved RNG state, resuming from it is exact. A
+    :class:`Checkpoint` subclass, so Lightning runs it after the other callbacks of a batch.
     """
 
-    def __init__(self, dirpath: str | Path, every_n_train_batches: int = 0) -> None:
+    def __init__(self, dirpath: str | Path, every_n_train_batches: int = 0, save_on_train_end: bool = True) -> None:
         if int(every_n_train_batches) < 0:
             raise SSGANError(
-                f"callbacks.step_checkpoint.every_n_train_batches={every_n_train_batches} must be >= 0 (0: off)"
+                f"callbacks.last_checkpoint.every_n_train_batches={every_n_train_batches} must be >= 0 (0: off)"
             )
-        self.dirpath = Path(dirpath)
+        self.path = Path(dirpath) / LAST_CHECKPOINT
         self.every_n_train_batches = int(every_n_train_batches)
+        self.save_on_train_end = save_on_train_end
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -63,7 +65,11 @@ class StepCheckpoint(Checkpoint):
         if self.every_n_train_batches == 0 or trainer.sanity_checking or trainer.fast_dev_run:
             return
         if (trainer.fit_loop.total_batch_idx + 1) % self.every_n_train_batches == 0:
-            trainer.save_checkpoint(self.dirpath / LAST_CHECKPOINT, weights_only=False)
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.save_on_train_end and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path, weights_only=False)
 
 
 def resolve_checkpoint(ckpt_path: str | Path | None, output_dir: str | Path) -> str | None:

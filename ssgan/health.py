@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ssgan.errors import SSGANError
 from ssgan.images import is_image_shape, save_image_grid
+from ssgan.sample import generate_samples
 
 log = logging.getLogger("ssgan")
 
@@ -134,20 +135,11 @@ class GANHealth(pl.Callback):
         record["generated_class_entropy_max"] = math.log(counts.numel())
         return record
 
-    @torch.no_grad()
     def save_samples(self, pl_module: pl.LightningModule, path: Path) -> Path | None:
         """A grid from fixed noise, G in eval mode, without touching the training RNG or G's batch-norm stats."""
-        generator = getattr(pl_module, "generator", None)
-        if generator is None or not is_image_shape(tuple(pl_module.input_shape)):
+        if getattr(pl_module, "generator", None) is None or not is_image_shape(tuple(pl_module.input_shape)):
             return None
-        was_training = generator.training
-        generator.eval()
-        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(SAMPLE_SEED)
-            samples = generator(generator.sample_noise(self.num_samples, device=pl_module.device))
-        generator.train(was_training)
-        return save_image_grid(samples, path)
+        return save_image_grid(generate_samples(pl_module, self.num_samples, SAMPLE_SEED), path)
 
     def summary(self) -> dict[str, Any]:
         """For metrics.json: the last epoch's figures, their per-epoch history (scalars) and every warning."""

@@ -24,7 +24,9 @@ TINY = [
 def compose_run(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
     """The train config with tiny networks, run files in ``output_dir``."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*TINY, *overrides])
+        supervised = "model=supervised" in overrides
+        tiny = [o for o in TINY if not (supervised and o.startswith("model.generator."))]
+        cfg = compose(config_name="train", overrides=[*tiny, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg

@@ -21,7 +21,7 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(make_config):
     cfg = make_config(
         "diverged",
         "trainer.max_epochs=2",
-        "callbacks.step_checkpoint.every_n_train_batches=4",
+        "callbacks.last_checkpoint.every_n_train_batches=4",
         "callbacks.divergence.check_every_n_steps=5",
         POISON,
     )

@@ -41,7 +41,7 @@ def uninterrupted(tmp_path_factory) -> tuple[dict, Path]:
 )
 def test_resume_after_kill_matches_uninterrupted_run(make_config, uninterrupted, every_n_batches, kill_after):
     reference, reference_dir = uninterrupted
-    step_option = f"callbacks.step_checkpoint.every_n_train_batches={every_n_batches}"
+    step_option = f"callbacks.last_checkpoint.every_n_train_batches={every_n_batches}"
     with pytest.raises(SimulatedKill):
         train(make_config("run", *RUN, step_option, KILL % kill_after))
     saved = torch.load(Path(make_config("run").paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
