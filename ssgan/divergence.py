@@ -59,7 +59,12 @@ class DivergenceGuard(pl.Callback):
     def check(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """One host sync: raise :class:`TrainingDiverged` naming the first bad loss (or weight) and its step."""
         if self._names is not None and self._first_bad_step is not None:
-            first = self._first_bad_step.tolist()
+            first = self._first_bad_step
+            if trainer.world_size > 1:  # every rank must stop together, or the others hang in the next collective
+                never = torch.iinfo(torch.int64).max
+                first = trainer.strategy.reduce(torch.where(first < 0, never, first), reduce_op="min")
+                first = torch.where(first == never, -1, first)
+            first = first.tolist()
             bad = sorted((step, name) for name, step in zip(self._names, first) if step >= 0)
             if bad:
                 step, name = bad[0]
