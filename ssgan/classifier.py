@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from ssgan.checkpointing import capture_rng_state, restore_rng_state
 from ssgan.ema import WeightAverage
 from ssgan.metrics import classification_metrics
 from ssgan.nets.layers import data_dependent_init
@@ -47,6 +48,7 @@ class ClassifierModule(pl.LightningModule):
         self.test_metrics = classification_metrics(num_classes, prefix="test_")
         self.test_results: dict[str, Any] = {}
         self.initialised = False  # saved with the weights through get_extra_state
+        self._pending_rng_state: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------------------ initialisation
     def initialisation_inputs(self, datamodule: Any) -> Tensor:
@@ -75,6 +77,23 @@ class ClassifierModule(pl.LightningModule):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.initialised = bool(state["initialised"])
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the module class (so a checkpoint can be loaded without knowing it) and the RNG state."""
+        checkpoint["ssgan"] = {
+            "module_class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "rng_state": capture_rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Defer the RNG state to the first resumed batch, so set-up work before it cannot shift the draws."""
+        self._pending_rng_state = checkpoint.get("ssgan", {}).get("rng_state")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._pending_rng_state is not None:
+            restore_rng_state(self._pending_rng_state)
+            self._pending_rng_state = None
 
     # ------------------------------------------------------------------------------------------ optimisation
     def trainable(self, network: nn.Module) -> list[nn.Parameter]:

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from ssgan.classifier import ClassifierModule, NetworkFactory
-from ssgan.losses import FEATURE_DISTANCES, discriminator_loss, feature_matching_loss
 from ssgan.errors import SSGANError
+from ssgan.health import gradient_norm
+from ssgan.losses import FEATURE_DISTANCES, discriminator_loss, feature_matching_loss, real_probability
 
 
 class SSGAN(ClassifierModule):
@@ -69,7 +70,8 @@ class SSGAN(ClassifierModule):
     def generate(self, count: int) -> Tensor:
         return self.generator(self.generator.sample_noise(count, device=self.device))
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Any]:
+        """Returns the detached losses and this step's health statistics (device tensors, no host sync)."""
         labeled_inputs, targets, unlabeled_inputs, matching_inputs = batch
         self.ensure_initialised(unlabeled_inputs)
         discriminator_optimizer, generator_optimizer = self.optimizers()
@@ -87,6 +89,7 @@ class SSGAN(ClassifierModule):
         )
         discriminator_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
+        discriminator_grad_norm = gradient_norm(self.discriminator)
         discriminator_optimizer.step()
         self.untoggle_optimizer(discriminator_optimizer)
         self.weight_average.update(self.discriminator)
@@ -99,18 +102,26 @@ class SSGAN(ClassifierModule):
         loss_g = feature_matching_loss(real_features, fake_features, self.feature_matching_distance)
         generator_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
+        generator_grad_norm = gradient_norm(self.generator)
         generator_optimizer.step()
         self.untoggle_optimizer(generator_optimizer)
 
-        self.log_dict(
-            {
-                "train_loss_d": loss_d.detach(),
-                "train_loss_labeled": loss_labeled.detach(),
-                "train_loss_unlabeled": loss_unlabeled.detach(),
-                "train_loss_g": loss_g.detach(),
-            },
-            on_step=False,
-            on_epoch=True,
-            prog_bar=False,
-            sync_dist=True,  # under DDP: the mean over ranks, not rank 0's share
+        losses = {
+            "loss_d": loss_d.detach(),
+            "loss_labeled": loss_labeled.detach(),
+            "loss_unlabeled": loss_unlabeled.detach(),
+            "loss_g": loss_g.detach(),
+        }
+        self.log_dict(  # under DDP: the mean over ranks, not rank 0's share
+            {f"train_{name}": value for name, value in losses.items()}, on_step=False, on_epoch=True, sync_dist=True
         )
+        real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
+        health = {
+            "d_accuracy_real": (real_probability(real_logits) > 0.5).float().mean(),
+            "d_accuracy_generated": (real_probability(fake_logits) < 0.5).float().mean(),
+            "feature_matching_loss": losses["loss_g"],
+            "grad_norm_d": discriminator_grad_norm,
+            "grad_norm_g": generator_grad_norm,
+            "generated_class_counts": torch.bincount(fake_logits.argmax(dim=1), minlength=self.num_classes),
+        }
+        return {**losses, "health": health}

@@ -28,7 +28,10 @@ from pytorch_lightning.utilities import rank_zero_only
 
 import ssgan.config  # noqa: F401  (registers the config resolvers)
 from ssgan.callbacks import DistinctNoisePerRank, TrainingThroughput
+from ssgan.checkpointing import LAST_CHECKPOINT, resolve_checkpoint
+from ssgan.divergence import TrainingDiverged
 from ssgan.errors import SSGANError
+from ssgan.health import GANHealth
 from ssgan.naming import override_values
 
 log = logging.getLogger("ssgan")
@@ -52,6 +55,7 @@ def build(config: Any, **kwargs: Any) -> Any:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one job and return its metrics; files go to ``cfg.paths.output_dir`` (rank 0 only)."""
     output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data)
     datamodule.setup("fit")  # bad data or budgets fail here, before anything is written
@@ -73,13 +77,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.save_split(output_dir / "split_indices.npz")
 
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        # the run's own checkpoint: its hyperparameters hold network factories, which need full unpickling
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    except TrainingDiverged as error:
+        record_divergence(output_dir, trainer, error)
+        raise
     fit_seconds = time.perf_counter() - started
     validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
     trainer.test(model, datamodule=datamodule, verbose=False)
 
-    throughput = next((c for c in trainer.callbacks if isinstance(c, TrainingThroughput)), None)
+    throughput = find_callback(trainer, TrainingThroughput)
     metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds) | validation
+    health = find_callback(trainer, GANHealth)
+    if health is not None and health.summary():
+        metrics["health"] = health.summary()
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (output_dir / "error.txt").unlink(missing_ok=True)  # a resumed job that failed before now succeeded
@@ -91,6 +103,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             output_dir / "metrics.json",
         )
     return metrics
+
+
+def find_callback(trainer: pl.Trainer, kind: type) -> Any:
+    return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
+
+
+def record_divergence(output_dir: Path, trainer: pl.Trainer, error: TrainingDiverged) -> None:
+    """metrics.json with ``status: diverged`` beside the last good checkpoint, and the hint in the message."""
+    last = output_dir / "checkpoints" / LAST_CHECKPOINT
+    if last.is_file():
+        error.args = (f"{error}; last good checkpoint: {last}",)
+    if not trainer.is_global_zero:
+        return
+    health = find_callback(trainer, GANHealth)
+    metrics = {
+        "status": "diverged",
+        "error": str(error),
+        "diverged": error.what,
+        "step": error.step,
+        "epochs": int(trainer.current_epoch),
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "health": health.summary() if health is not None else {},
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def summarise(

@@ -1,4 +1,4 @@
-"""Shared test helpers: compose the real configs with Hydra, tiny and fast."""
+"""Shared fixtures: compose the real Hydra configs with tiny networks so end-to-end runs take seconds."""
 
 from __future__ import annotations
 
@@ -6,23 +6,40 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from ssgan.train import CONFIG_DIR
 
 TINY = [
-    "model.discriminator.hidden_widths=[64,32]",
+    "model.discriminator.hidden_widths=[32,16]",
+    "model.generator.hidden_widths=[32]",
+    "model.generator.noise_dim=16",
+    "model.init_examples=100",
+    "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "~logger",
 ]
 
 
-def compose_config(output_dir: Path, overrides: list[str] | None = None) -> DictConfig:
-    """The real conf/ tree, composed as ``ssgan-train`` would, writing into ``output_dir``."""
+def compose_run(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
+    """The train config with tiny networks, run files in ``output_dir``."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=[f"paths.output_dir={output_dir}", *(overrides or [])])
+        supervised = "model=supervised" in overrides
+        tiny = [o for o in TINY if not (supervised and o.startswith("model.generator."))]
+        cfg = compose(config_name="train", overrides=[*tiny, *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+compose_config = compose_run
 
 
 @pytest.fixture
-def tiny_overrides() -> list[str]:
-    return list(TINY)
+def make_config(tmp_path: Path):
+    """``make_config(name, *overrides)`` -> a config whose run directory is ``tmp_path / name``."""
+
+    def make(name: str, *overrides: str) -> DictConfig:
+        return compose_run(tmp_path / name, list(overrides))
+
+    return make

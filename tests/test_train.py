@@ -10,15 +10,15 @@ import pytest
 
 from ssgan.errors import SSGANError
 from ssgan.train import train
-from tests.conftest import TINY, compose_config
+from tests.conftest import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
-SHORT = [*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=4"]
+SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=4"]
 
 
 @pytest.mark.parametrize("model", ["ssgan", "supervised"])
 def test_fast_dev_run_of_the_real_configs(tmp_path: Path, model: str) -> None:
-    cfg = compose_config(tmp_path, [f"model={model}", "trainer.fast_dev_run=true", *TINY])
+    cfg = compose_config(tmp_path, [f"model={model}", "trainer.fast_dev_run=true"])
     metrics = train(cfg)
     assert 0.0 <= metrics["test_acc"] <= 1.0
     assert metrics["num_test"] == 360 and metrics["num_labeled"] == 50
@@ -62,7 +62,7 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
 )
 def test_bad_budgets_stop_before_training_with_the_value(tmp_path: Path, overrides, message) -> None:
     with pytest.raises(SSGANError) as raised:
-        train(compose_config(tmp_path, [*TINY, *overrides]))
+        train(compose_config(tmp_path, list(overrides)))
     assert message in str(raised.value)
     assert not (tmp_path / "metrics.json").exists()
 

@@ -30,6 +30,12 @@ def require_integer(name: str, value: object, optional: bool) -> None:
         raise SSGANError(f"data.{name}={value!r} must be {allowed}")
 
 
+def private_loader(stream: Any) -> DataLoader:
+    """A loader over a batch-yielding stream with its own generator: creating its iterator then draws nothing
+    from torch's global RNG, so the training noise is the same whether or not a run was resumed."""
+    return DataLoader(stream, batch_size=None, generator=torch.Generator())
+
+
 class SemiSupervisedDataModule(pl.LightningDataModule):
     """Feeds every training step ``batch_size`` labeled + ``batch_size`` unlabeled examples (per device).
 
@@ -176,11 +182,12 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         if self._resume_state:
             self._train_stream.epoch = self._resume_state["epoch"]
             self._train_stream.start_step = self._resume_state.get("step", 0)
-        return DataLoader(self._train_stream, batch_size=None)
+            self._resume_state = None
+        return private_loader(self._train_stream)
 
     def _evaluation_loader(self, inputs: torch.Tensor, targets: torch.Tensor) -> DataLoader:
         rank, world = self._rank_and_world()
-        return DataLoader(EvaluationStream(inputs, targets, self.eval_batch_size, rank, world), batch_size=None)
+        return private_loader(EvaluationStream(inputs, targets, self.eval_batch_size, rank, world))
 
     def val_dataloader(self) -> DataLoader | list:
         data, split = self._loaded, self.split
@@ -197,8 +204,22 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     _resume_state: dict[str, int] | None = None
 
     def state_dict(self) -> dict[str, Any]:
+        """Where the training stream stands: the epoch and the number of its steps already trained on.
+
+        The step count comes from the trainer's progress, not from the stream, because Lightning fetches one
+        batch ahead; a finished epoch is stored as the start of the next one.
+        """
         stream = self._train_stream
-        return {"epoch": stream.epoch if stream is not None else 0}
+        if stream is None:
+            return {"epoch": 0, "step": 0}
+        if stream.current_epoch is None:
+            return {"epoch": stream.epoch, "step": stream.start_step}
+        trainer = self.trainer
+        step = trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else len(stream)
+        epoch_length = min(len(stream), trainer.num_training_batches) if trainer is not None else len(stream)
+        if step >= epoch_length:
+            return {"epoch": stream.current_epoch + 1, "step": 0}
+        return {"epoch": stream.current_epoch, "step": int(step)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_state = dict(state_dict)

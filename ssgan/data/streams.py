@@ -48,8 +48,9 @@ class SemiSupervisedStream(IterableDataset):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
-        self.start_step = 0
+        self.epoch = 0  # the epoch the next iteration yields
+        self.start_step = 0  # the step it starts at (non-zero only when resuming mid-epoch)
+        self.current_epoch: int | None = None  # the epoch being iterated now
 
     def __len__(self) -> int:
         return (self.unlabeled_inputs.shape[0] // self.world_size) // self.batch_size
@@ -67,7 +68,7 @@ class SemiSupervisedStream(IterableDataset):
 
     def __iter__(self):
         epoch, start = self.epoch, self.start_step
-        self.epoch, self.start_step = epoch + 1, 0
+        self.epoch, self.start_step, self.current_epoch = epoch + 1, 0, epoch
         labeled, unlabeled, matching = self.epoch_indices(epoch)
         size = self.batch_size
         for step in range(start, len(self)):

@@ -1,0 +1,106 @@
+"""Checkpoints a run can trust: atomic writes, mid-epoch "last" checkpoints, RNG state, and ``ckpt_path`` resolution."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import Checkpoint
+
+from ssgan.errors import SSGANError
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the target directory, then ``os.replace``s it into place.
+
+    A process killed during a save leaves the previous file intact (and at worst a stray ``.tmp``), never a
+    truncated checkpoint under the real name.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+class LastCheckpoint(Checkpoint):
+    """Saves ``<dirpath>/last.ckpt`` every ``every_n_train_batches`` training batches (0: never) and when fit ends.
+
+    Lightning's ModelCheckpoint saves at (every n-th) epoch end; this one bounds the work lost when a run is
+    killed mid-epoch, and leaves the final weights for ``ssgan-predict``/``ssgan-sample`` whatever the epoch
+    count. With the resumable data stream and the saved RNG state, resuming from it is exact. A
+    :class:`Checkpoint` subclass, so Lightning runs it after the other callbacks of a batch.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_train_batches: int = 0, save_on_train_end: bool = True) -> None:
+        if int(every_n_train_batches) < 0:
+            raise SSGANError(
+                f"callbacks.last_checkpoint.every_n_train_batches={every_n_train_batches} must be >= 0 (0: off)"
+            )
+        self.path = Path(dirpath) / LAST_CHECKPOINT
+        self.every_n_train_batches = int(every_n_train_batches)
+        self.save_on_train_end = save_on_train_end
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.every_n_train_batches == 0 or trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        if (trainer.fit_loop.total_batch_idx + 1) % self.every_n_train_batches == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.save_on_train_end and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def resolve_checkpoint(ckpt_path: str | Path | None, output_dir: str | Path) -> str | None:
+    """``null`` -> None; ``last`` -> ``<output_dir>/checkpoints/last.ckpt``; a path -> itself; must exist."""
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) == "last":
+        path = Path(output_dir) / "checkpoints" / LAST_CHECKPOINT
+        if not path.is_file():
+            raise SSGANError(
+                f"ckpt_path=last but {path} does not exist; resume in the run's own directory "
+                "(hydra.run.dir=<run dir>) or pass ckpt_path=<path to a .ckpt>"
+            )
+        return str(path)
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise SSGANError(f"ckpt_path={ckpt_path} does not exist; expected a .ckpt file or 'last'")
+    return str(path)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Torch's global CPU (and, if initialised, CUDA) generator states: they draw D's input noise and G's z."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Put back what :func:`capture_rng_state` saved; CUDA states only when the device count matches."""
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

@@ -1,0 +1,194 @@
+"""``ssgan-predict``: a run's checkpoint + inputs -> CSV of predicted class and per-class probabilities.
+
+    ssgan-predict outputs/.../checkpoints/last.ckpt inputs.npz -o predictions.csv    # .npz with an ``x`` array
+    ssgan-predict last.ckpt features.csv                                            # one example per row
+    ssgan-predict last.ckpt --data digits --split test                              # a data config's source
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ssgan.errors import SSGANError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+DEFAULT_MODULES = {True: "ssgan.module.SSGAN", False: "ssgan.baseline.SupervisedBaseline"}
+
+
+def load_module(checkpoint_path: str | Path) -> Any:
+    """Rebuild the SSGAN or SupervisedBaseline a run saved, in eval mode on the CPU.
+
+    The hyperparameters hold the network factories (``functools.partial`` of classes), so the checkpoint
+    is unpickled in full: load only checkpoints you trust, as with any pickle.
+    """
+    from ssgan.classifier import ClassifierModule
+
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise SSGANError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a truncated or foreign file: say which and why, in one line
+        raise SSGANError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error})") from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
+        raise SSGANError(f"{path} is not an ssgan checkpoint (no state_dict / hyper_parameters)")
+    hyper_parameters = dict(checkpoint["hyper_parameters"])
+    name = checkpoint.get("ssgan", {}).get("module_class") or DEFAULT_MODULES["generator" in hyper_parameters]
+    module_name, _, class_name = name.rpartition(".")
+    module_class = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(module_class, type) and issubclass(module_class, ClassifierModule)):
+        raise SSGANError(f"{path} names module class {name}, which is not an ssgan classifier")
+    module = module_class(**hyper_parameters)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
+def conform_inputs(inputs: np.ndarray, input_shape: tuple[int, ...], where: str) -> Tensor:
+    """(N, *input_shape) float32, accepting flat rows of the right length; otherwise name expected vs found."""
+    expected_features = math.prod(input_shape)
+    found = tuple(inputs.shape[1:])
+    if inputs.ndim < 2 or (found != input_shape and (len(found) != 1 or found[0] != expected_features)):
+        raise SSGANError(
+            f"{where}: examples have shape {found} ({math.prod(found) if found else 0} features); the checkpoint "
+            f"expects shape {input_shape} ({expected_features} features per example)"
+        )
+    if not np.issubdtype(inputs.dtype, np.number):
+        raise SSGANError(f"{where}: expected numbers, found dtype {inputs.dtype}")
+    array = np.asarray(inputs, dtype=np.float32)
+    if not np.isfinite(array).all():
+        row = int(np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0, 0])
+        raise SSGANError(f"{where}: row {row} holds NaN or inf; expected finite numbers")
+    return torch.from_numpy(array.copy()).reshape(len(array), *input_shape)
+
+
+def read_csv_features(path: Path) -> np.ndarray:
+    """Numeric rows of a CSV file; a first row that is not numeric is taken as a header."""
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    if rows:
+        try:
+            [float(value) for value in rows[0]]
+        except ValueError:
+            rows = rows[1:]
+    if not rows:
+        raise SSGANError(f"{path} holds no data rows")
+    widths = {len(row) for row in rows}
+    if len(widths) != 1:
+        raise SSGANError(f"{path}: rows have different numbers of columns {sorted(widths)}")
+    try:
+        return np.array(rows, dtype=np.float64)
+    except ValueError as error:
+        raise SSGANError(f"{path}: non-numeric value ({error})") from None
+
+
+def read_inputs(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels or None) from an ``.npz`` (arrays ``x`` and optional ``y``) or a ``.csv`` of features."""
+    path = Path(path)
+    if not path.is_file():
+        raise SSGANError(f"input {path} does not exist")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as saved:
+            if "x" not in saved:
+                raise SSGANError(f"{path} has arrays {sorted(saved.files)}; expected one named 'x' (and optional 'y')")
+            return saved["x"], saved["y"] if "y" in saved else None
+    if path.suffix == ".csv":
+        return read_csv_features(path), None
+    raise SSGANError(f"input {path}: expected a .npz (array 'x') or a .csv of features")
+
+
+def read_source(data: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels of a data config's source (``digits`` or a path to a data .yaml), train or test part."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    path = Path(data) if data.endswith((".yaml", ".yml")) else CONFIG_DIR / "data" / f"{data}.yaml"
+    if not path.is_file():
+        raise SSGANError(f"--data {data}: no data config at {path}")
+    config = OmegaConf.load(path)
+    if "source" not in config:
+        raise SSGANError(f"--data {data}: {path} has no 'source' entry")
+    loaded = instantiate(config.source).load()
+    part = loaded.test if split == "test" else loaded.train
+    return part.inputs.numpy(), part.labels.numpy()
+
+
+@torch.no_grad()
+def predict_probabilities(module: Any, inputs: Tensor, batch_size: int = 1000) -> Tensor:
+    """(N, K) class probabilities of the evaluation network, in batches."""
+    module.eval()
+    return torch.cat([module.predict_proba(chunk) for chunk in inputs.split(batch_size)]) if len(inputs) else (
+        torch.empty(0, module.num_classes)
+    )
+
+
+def write_predictions(
+    path: str | Path, probabilities: Tensor, class_names: tuple[str, ...], labels: np.ndarray | None = None
+) -> None:
+    """CSV: ``[label,] prediction, p_<class>...`` with one row per example; labels as class names."""
+    predictions = probabilities.argmax(dim=1).tolist()
+    header = (["label"] if labels is not None else []) + ["prediction"] + [f"p_{name}" for name in class_names]
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for index, row in enumerate(probabilities.tolist()):
+            prefix = [class_names[int(labels[index])] if labels[index] >= 0 else ""] if labels is not None else []
+            writer.writerow(prefix + [class_names[predictions[index]]] + [f"{p:.6g}" for p in row])
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ssgan-predict", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="a run's .ckpt file")
+    parser.add_argument("input", nargs="?", help=".npz (array 'x', optional 'y') or .csv of features")
+    parser.add_argument("--data", help="a data config name (e.g. digits) or .yaml path, instead of an input file")
+    parser.add_argument("--split", choices=("test", "train"), default="test", help="part of --data to predict")
+    parser.add_argument("-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    arguments = parser.parse_args(argv)
+    if (arguments.input is None) == (arguments.data is None):
+        parser.error("give either an input file or --data, not both")
+    return arguments
+
+
+def run(arguments: argparse.Namespace) -> float | None:
+    """Predict and write the CSV; return the accuracy when the inputs carry labels."""
+    module = load_module(arguments.checkpoint)
+    if arguments.data is not None:
+        raw, labels = read_source(arguments.data, arguments.split)
+        where = f"--data {arguments.data}"
+    else:
+        raw, labels = read_inputs(arguments.input)
+        where = str(arguments.input)
+    inputs = conform_inputs(raw, module.input_shape, where)
+    probabilities = predict_probabilities(module, inputs, arguments.batch_size)
+    write_predictions(arguments.output, probabilities, module.class_names, labels)
+    if labels is None:
+        return None
+    labeled = labels >= 0
+    correct = probabilities.argmax(dim=1).numpy()[labeled] == labels[labeled]
+    return float(correct.mean()) if labeled.any() else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry ``ssgan-predict``: a user error is one line on stderr and exit status 2."""
+    arguments = parse_arguments(argv)
+    try:
+        accuracy = run(arguments)
+    except SSGANError as error:
+        print(f"ssgan-predict: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    summary = f"; accuracy {accuracy:.4f}" if accuracy is not None else ""
+    print(f"wrote {arguments.output}{summary}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

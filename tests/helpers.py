@@ -1,0 +1,35 @@
+"""Callbacks that simulate failures in end-to-end tests (a kill mid-run, a weight gone NaN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+
+class SimulatedKill(RuntimeError):
+    """Stands for SIGKILL: nothing after it runs, no checkpoint is written on the way out."""
+
+
+class KillAtBatch(pl.Callback):
+    """Raise :class:`SimulatedKill` once ``batch`` training batches (1-based, whole run) have finished."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.fit_loop.total_batch_idx + 1 == self.batch:
+            raise SimulatedKill(f"killed after batch {self.batch}")
+
+
+class PoisonAtBatch(pl.Callback):
+    """Set one discriminator weight to NaN just before training batch ``batch`` (1-based) runs."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.fit_loop.total_batch_idx + 1 == self.batch:
+            with torch.no_grad():
+                next(pl_module.discriminator.parameters()).view(-1)[0] = float("nan")

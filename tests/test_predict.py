@@ -1,0 +1,89 @@
+"""ssgan-predict reproduces a run's test accuracy from its checkpoint; ssgan-sample draws a grid; bad inputs say why."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ssgan.baseline import SupervisedBaseline
+from ssgan.data.sources import DigitsSource
+from ssgan.errors import SSGANError
+from ssgan.module import SSGAN
+from ssgan.predict import load_module, main as predict_main, read_inputs, run as predict_run, parse_arguments
+from ssgan.sample import main as sample_main
+from ssgan.train import train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[dict, Path]:
+    from conftest import compose_run
+
+    run_dir = tmp_path_factory.mktemp("run")
+    metrics = train(compose_run(run_dir, ["trainer.max_epochs=2", "callbacks.health.sample_every_n_epochs=0"]))
+    return metrics, run_dir / "checkpoints" / "last.ckpt"
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_predict_on_digits_test_data_reproduces_test_acc(trained_run, tmp_path):
+    metrics, checkpoint = trained_run
+    output = tmp_path / "predictions.csv"
+    accuracy = predict_run(parse_arguments([str(checkpoint), "--data", "digits", "-o", str(output)]))
+    assert accuracy == pytest.approx(metrics["test_acc"], abs=1e-6)  # test_acc is a float32
+    rows = read_rows(output)
+    assert len(rows) == metrics["num_test"]
+    assert list(rows[0]) == ["label", "prediction"] + [f"p_{k}" for k in range(10)]
+    assert sum(row["label"] == row["prediction"] for row in rows) == metrics["num_test"] - metrics["test_errors"]
+    assert sum(float(rows[0][f"p_{k}"]) for k in range(10)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_from_npz_and_flat_csv_agree(trained_run, tmp_path):
+    _, checkpoint = trained_run
+    test = DigitsSource().load().test
+    images = test.inputs.numpy()
+    np.savez(tmp_path / "x.npz", x=images)
+    np.savetxt(tmp_path / "x.csv", images.reshape(len(images), -1), delimiter=",", header=",".join(
+        f"pixel{i}" for i in range(64)), comments="")
+    predict_main([str(checkpoint), str(tmp_path / "x.npz"), "-o", str(tmp_path / "npz.csv")])
+    predict_main([str(checkpoint), str(tmp_path / "x.csv"), "-o", str(tmp_path / "csv.csv")])
+    from_npz, from_csv = read_rows(tmp_path / "npz.csv"), read_rows(tmp_path / "csv.csv")
+    assert [r["prediction"] for r in from_npz] == [r["prediction"] for r in from_csv]
+    assert "label" not in from_npz[0]
+
+
+def test_mismatched_inputs_name_expected_and_found(trained_run, tmp_path, capsys):
+    _, checkpoint = trained_run
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((5, 63), dtype=np.float32))
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(checkpoint), str(tmp_path / "wrong.npz"), "-o", str(tmp_path / "out.csv")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert "(63,) (63 features)" in error and "expects shape (1, 8, 8) (64 features" in error
+    np.savez(tmp_path / "other.npz", features=np.zeros((5, 64)))
+    with pytest.raises(SSGANError, match="expected one named 'x'"):
+        read_inputs(tmp_path / "other.npz")
+
+
+def test_load_module_picks_the_class_and_sample_writes_a_grid(trained_run, tmp_path, make_config):
+    _, checkpoint = trained_run
+    module = load_module(checkpoint)
+    assert isinstance(module, SSGAN) and not module.training and module.initialised
+    sample_main([str(checkpoint), "-n", "16", "-o", str(tmp_path / "grid.png"), "--npz", str(tmp_path / "s.npz")])
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size[0] > 4 * 8
+    assert np.load(tmp_path / "s.npz")["x"].shape == (16, 1, 8, 8)
+
+    cfg = make_config("baseline", "model=supervised", "trainer.max_epochs=1")
+    train(cfg)
+    baseline_checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert isinstance(load_module(baseline_checkpoint), SupervisedBaseline)
+    with pytest.raises(SystemExit):
+        sample_main([str(baseline_checkpoint), "-o", str(tmp_path / "none.png")])

@@ -1,0 +1,84 @@
+"""Kill a run mid-epoch or between epochs, resume it with ckpt_path=last, and get the uninterrupted run's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssgan.checkpointing import AtomicCheckpointIO, resolve_checkpoint
+from ssgan.errors import SSGANError
+from ssgan.train import train
+from helpers import SimulatedKill
+
+# digits: 1437 training images, batch 100 -> 14 batches per epoch; 2 epochs = 28 batches.
+RUN = [
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "callbacks.checkpoint.every_n_epochs=1",
+    "callbacks.health.sample_every_n_epochs=0",
+]
+KILL = "+callbacks.kill={_target_: helpers.KillAtBatch, batch: %d}"
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[dict, Path]:
+    from conftest import compose_run
+
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    return train(compose_run(run_dir, RUN)), run_dir
+
+
+@pytest.mark.parametrize(
+    "every_n_batches, kill_after",
+    [(3, 8), (0, 17)],  # mid-epoch checkpoint at batch 6; epoch-end checkpoint at batch 14
+    ids=["mid-epoch", "epoch-end"],
+)
+def test_resume_after_kill_matches_uninterrupted_run(make_config, uninterrupted, every_n_batches, kill_after):
+    reference, reference_dir = uninterrupted
+    step_option = f"callbacks.last_checkpoint.every_n_train_batches={every_n_batches}"
+    with pytest.raises(SimulatedKill):
+        train(make_config("run", *RUN, step_option, KILL % kill_after))
+    saved = torch.load(Path(make_config("run").paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    expected_step = 6 if every_n_batches else 0
+    assert saved["SemiSupervisedDataModule"] == {"epoch": 0 if every_n_batches else 1, "step": expected_step}
+
+    resumed = train(make_config("run", *RUN, step_option, "ckpt_path=last"))
+
+    assert resumed["test_acc"] == reference["test_acc"]
+    assert resumed["test_confusion"] == reference["test_confusion"]
+    weights, reference_weights = final_weights(Path(make_config("run").paths.output_dir)), final_weights(reference_dir)
+    assert weights.keys() == reference_weights.keys()
+    for name, value in reference_weights.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(weights[name], value), name
+        else:
+            assert weights[name] == value, name
+
+
+def test_ckpt_path_last_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(SSGANError, match=r"ckpt_path=last but .*last\.ckpt does not exist"):
+        resolve_checkpoint("last", tmp_path)
+    with pytest.raises(SSGANError, match="does not exist"):
+        resolve_checkpoint(tmp_path / "missing.ckpt", tmp_path)
+    assert resolve_checkpoint(None, tmp_path) is None
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"good": 1}, target)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        io.save_checkpoint({"bad": Unpicklable()}, target)
+    assert torch.load(target, weights_only=False) == {"good": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
