@@ -15,7 +15,20 @@ class SupervisedBaseline(ClassifierModule):
     """Same network, same noise, same weight average and schedule as the SSGAN; no unlabeled data, no G.
 
     Its data-dependent initialisation also uses labeled examples only, so nothing unlabeled leaks in.
+    The SSGAN-only settings (generator, its optimizer, the unlabeled weight, the feature-matching distance)
+    are accepted and ignored, so one experiment config serves both models.
     """
+
+    def __init__(
+        self,
+        *args: Any,
+        generator: Any = None,
+        generator_optimizer: Any = None,
+        unlabeled_weight: float | None = None,
+        feature_matching_distance: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
 
     def initialisation_inputs(self, datamodule: Any) -> Tensor:
         return datamodule.initialization_inputs(self.init_examples, labeled_only=True)

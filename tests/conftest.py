@@ -17,7 +17,6 @@ TINY = [
     "model.init_examples=100",
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
-    "~logger",
 ]
 
 
