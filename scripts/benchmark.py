@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import platform
 import statistics
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,8 @@ def sklearn_run(suite: str, seed: int, method: str, split_path: Path, extra: lis
     labeled_positions = np.searchsorted(pool, split.labeled.numpy())
     targets[labeled_positions] = data.train.labels.numpy()[split.labeled.numpy()]
     if method == "label_spreading":
-        estimator = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100, n_jobs=-1)
+        estimator = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100,
+                                   n_jobs=torch.get_num_threads())
     else:
         estimator = SelfTrainingClassifier(LogisticRegression(max_iter=300), max_iter=10)
     started = time.perf_counter()
@@ -83,12 +86,12 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads (torch {torch.__version__})"
 
 
-def summarise(rows: list[dict[str, Any]]) -> str:
+def summarise(rows: list[dict[str, Any]], jobs: int = 1) -> str:
     cells: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         cells[(row["suite"], row["num_labeled"], row["method"])].append(row)
     lines = [
-        f"Hardware: {hardware()}.",
+        f"Hardware: {'; '.join(sorted({row['hardware'] for row in rows}))}; {jobs} run(s) at a time.",
         "",
         "| dataset | labels | method | test accuracy (mean ± std) | n | wall s / run | train samples/s |",
         "| --- | ---: | --- | --- | ---: | ---: | ---: |",
@@ -105,6 +108,32 @@ def summarise(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_unit(suite: str, seed: int, methods: list[str], workdir: Path, extra: list[str],
+             threads: int | None) -> list[dict[str, Any]]:
+    """Every method on one (suite, seed): the SSGAN first, since it draws and saves the split the others use."""
+    if threads:
+        torch.set_num_threads(threads)
+    ssgan_result = network_run(suite, seed, "ssgan", workdir, extra)
+    num_labeled = int(Split.load(ssgan_result["split"]).labeled.numel())
+    results = {"ssgan": ssgan_result}
+    for method in methods:
+        if method == "supervised":
+            results[method] = network_run(suite, seed, "supervised", workdir, extra)
+        elif method in ("label_spreading", "self_training"):
+            results[method] = sklearn_run(suite, seed, method, ssgan_result["split"], extra)
+    rows = []
+    for method, result in results.items():
+        if method not in methods:
+            continue
+        row = {"suite": suite, "num_labeled": num_labeled, "method": method, "seed": seed,
+               "test_acc": result["test_acc"], "wall_seconds": result["wall_seconds"],
+               "samples_per_second": result["samples_per_second"], "hardware": hardware()}
+        rows.append(row)
+        print(f"{suite} seed={seed} {method}: test_acc={row['test_acc']:.4f} ({row['wall_seconds']:.0f} s)",
+              flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suites", nargs="+", default=list(SUITES), choices=list(SUITES))
@@ -113,37 +142,35 @@ def main() -> None:
     parser.add_argument("--fashion-root", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--workdir", type=Path, default=Path("outputs/benchmark"))
     parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for benchmarks.md and .csv")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="(suite, seed) units run at once, each in its own process with cores/jobs threads")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every network run")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs={args.jobs} must be at least 1")
 
+    units = [(suite, seed) for suite in args.suites for seed in args.seeds]
+    extras = {suite: list(args.overrides) + ([f"data.root={args.fashion_root}"] if "fashion" in suite else [])
+              for suite in args.suites}
     rows: list[dict[str, Any]] = []
-    for suite in args.suites:
-        extra = list(args.overrides) + ([f"data.root={args.fashion_root}"] if "fashion" in suite else [])
-        for seed in args.seeds:
-            ssgan_result = network_run(suite, seed, "ssgan", args.workdir, extra)
-            num_labeled = int(Split.load(ssgan_result["split"]).labeled.numel())
-            results = {"ssgan": ssgan_result}
-            for method in args.methods:
-                if method == "supervised":
-                    results[method] = network_run(suite, seed, "supervised", args.workdir, extra)
-                elif method in ("label_spreading", "self_training"):
-                    results[method] = sklearn_run(suite, seed, method, ssgan_result["split"], extra)
-            for method, result in results.items():
-                if method not in args.methods:
-                    continue
-                row = {"suite": suite, "num_labeled": num_labeled, "method": method, "seed": seed,
-                       "test_acc": result["test_acc"], "wall_seconds": result["wall_seconds"],
-                       "samples_per_second": result["samples_per_second"], "hardware": hardware()}
-                rows.append(row)
-                print(f"{suite} seed={seed} {method}: test_acc={row['test_acc']:.4f} "
-                      f"({row['wall_seconds']:.0f} s)", flush=True)
+    if args.jobs == 1:
+        for suite, seed in units:
+            rows += run_unit(suite, seed, args.methods, args.workdir, extras[suite], None)
+    else:
+        threads = max(1, torch.get_num_threads() // args.jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+            futures = [pool.submit(run_unit, suite, seed, args.methods, args.workdir, extras[suite], threads)
+                       for suite, seed in units]
+            for future in futures:  # in submission order, so the table's order does not depend on timing
+                rows += future.result()
 
     args.output.mkdir(parents=True, exist_ok=True)
     with open(args.output / "benchmarks.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    table = summarise(rows)
+    table = summarise(rows, args.jobs)
     (args.output / "benchmarks.md").write_text("# Benchmarks\n\nProduced by `python scripts/benchmark.py "
                                                f"{' '.join(sys_args())}`.\n\n{table}")
     print(table)

@@ -15,8 +15,8 @@ class SupervisedBaseline(ClassifierModule):
     """Same network, same noise, same weight average and schedule as the SSGAN; no unlabeled data, no G.
 
     Its data-dependent initialisation also uses labeled examples only, so nothing unlabeled leaks in.
-    The SSGAN-only settings (generator, its optimizer, the unlabeled weight, the feature-matching distance)
-    are accepted and ignored, so one experiment config serves both models.
+    The SSGAN-only settings (generator, its optimizer, the unlabeled and entropy weights, the feature-matching
+    distance, augmenting unlabeled data) are accepted and ignored, so one experiment config serves both models.
     """
 
     def __init__(
@@ -26,6 +26,8 @@ class SupervisedBaseline(ClassifierModule):
         generator_optimizer: Any = None,
         unlabeled_weight: float | None = None,
         feature_matching_distance: str | None = None,
+        augment_unlabeled: bool | None = None,
+        entropy_weight: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -41,7 +43,7 @@ class SupervisedBaseline(ClassifierModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        labeled_inputs, targets = batch[0], batch[1]
+        labeled_inputs, targets = self.augment(batch[0]), batch[1]
         self.ensure_initialised(labeled_inputs)
         logits, _ = self.discriminator(labeled_inputs)
         loss = supervised_loss(logits, targets)

@@ -32,6 +32,7 @@ class ClassifierModule(pl.LightningModule):
         use_ema: bool = True,
         ema_decay: float = 0.999,
         init_examples: int = 500,
+        augmentation: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -44,6 +45,7 @@ class ClassifierModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.use_ema = use_ema
         self.init_examples = init_examples
+        self.augmentation = augmentation
         self.val_metrics = classification_metrics(num_classes, prefix="val_")
         self.test_metrics = classification_metrics(num_classes, prefix="test_")
         self.test_results: dict[str, Any] = {}
@@ -96,6 +98,10 @@ class ClassifierModule(pl.LightningModule):
             self._pending_rng_state = None
 
     # ------------------------------------------------------------------------------------------ optimisation
+    def augment(self, inputs: Tensor) -> Tensor:
+        """Training inputs through ``augmentation`` (identity when none is configured)."""
+        return self.augmentation(inputs) if self.augmentation is not None else inputs
+
     def trainable(self, network: nn.Module) -> list[nn.Parameter]:
         return [p for p in network.parameters() if p.requires_grad]
 

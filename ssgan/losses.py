@@ -28,17 +28,32 @@ def unlabeled_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return 0.5 * (F.softplus(real_lse) - real_lse).mean() + 0.5 * F.softplus(fake_lse).mean()
 
 
+def class_entropy(logits: Tensor) -> Tensor:
+    """Mean entropy of the K-class posterior softmax(l(x)) (B, K): low when D is sure which real class x is."""
+    log_probabilities = F.log_softmax(logits, dim=1)
+    return -(log_probabilities.exp() * log_probabilities).sum(dim=1).mean()
+
+
 def discriminator_loss(
     labeled_logits: Tensor,
     targets: Tensor,
     real_logits: Tensor,
     fake_logits: Tensor,
     unlabeled_weight: float = 1.0,
+    entropy_weight: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """L_D = L_lab + w_unl * L_unl; returns (L_D, L_lab, L_unl)."""
+    """L_D = L_lab + w_unl * L_unl (+ w_ent * class entropy on unlabeled data); returns (L_D, L_lab, L_unl).
+
+    The entropy term is not in the paper: it pushes unlabeled examples away from class boundaries, as in
+    entropy minimisation (Grandvalet & Bengio 2005) and its use in "Good Semi-supervised Learning that
+    Requires a Bad GAN" (Dai et al. 2017). ``entropy_weight=0`` is the paper's loss exactly.
+    """
     labeled = supervised_loss(labeled_logits, targets)
     unlabeled = unlabeled_loss(real_logits, fake_logits)
-    return labeled + unlabeled_weight * unlabeled, labeled, unlabeled
+    total = labeled + unlabeled_weight * unlabeled
+    if entropy_weight:
+        total = total + entropy_weight * class_entropy(real_logits)
+    return total, labeled, unlabeled
 
 
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor, distance: str = "l2") -> Tensor:

@@ -36,6 +36,9 @@ class SSGAN(ClassifierModule):
         use_ema: bool = True,
         ema_decay: float = 0.999,
         init_examples: int = 500,
+        augmentation: Callable[[Tensor], Tensor] | None = None,
+        augment_unlabeled: bool = False,
+        entropy_weight: float = 0.0,
     ) -> None:
         if feature_matching_distance not in FEATURE_DISTANCES:
             raise SSGANError(
@@ -51,12 +54,15 @@ class SSGAN(ClassifierModule):
             use_ema=use_ema,
             ema_decay=ema_decay,
             init_examples=init_examples,
+            augmentation=augmentation,
         )
         self.automatic_optimization = False
         self.generator = generator(output_shape=self.input_shape)
         self.generator_optimizer_factory = generator_optimizer
         self.unlabeled_weight = unlabeled_weight
         self.feature_matching_distance = feature_matching_distance
+        self.augment_unlabeled = augment_unlabeled
+        self.entropy_weight = entropy_weight
 
     def configure_optimizers(self) -> Any:
         make_generator_optimizer = self.generator_optimizer_factory or self.optimizer_factory
@@ -74,6 +80,9 @@ class SSGAN(ClassifierModule):
         """Returns the detached losses and this step's health statistics (device tensors, no host sync)."""
         labeled_inputs, targets, unlabeled_inputs, matching_inputs = batch
         self.ensure_initialised(unlabeled_inputs)
+        labeled_inputs = self.augment(labeled_inputs)
+        if self.augment_unlabeled:
+            unlabeled_inputs = self.augment(unlabeled_inputs)
         discriminator_optimizer, generator_optimizer = self.optimizers()
         num_labeled, num_unlabeled = labeled_inputs.shape[0], unlabeled_inputs.shape[0]
 
@@ -85,7 +94,7 @@ class SSGAN(ClassifierModule):
         logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs, generated]))
         labeled_logits, real_logits, fake_logits = logits.split([num_labeled, num_unlabeled, num_unlabeled])
         loss_d, loss_labeled, loss_unlabeled = discriminator_loss(
-            labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight
+            labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight, self.entropy_weight
         )
         discriminator_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)

@@ -7,6 +7,7 @@ import torch
 
 from ssgan.errors import SSGANError
 from ssgan.losses import (
+    class_entropy,
     discriminator_loss,
     feature_matching_loss,
     real_probability,
@@ -71,3 +72,21 @@ def test_unlabeled_loss_is_stable_for_large_logits() -> None:
     value = unlabeled_loss(real, fake)
     assert torch.isfinite(value)
     assert value.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_class_entropy_by_hand() -> None:
+    # uniform over 2 classes: log 2 ; probabilities (3/4, 1/4): -(3/4 log 3/4 + 1/4 log 1/4)
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+    expected = 0.5 * (math.log(2.0) - (0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert class_entropy(logits).item() == pytest.approx(expected, rel=1e-6)
+    assert class_entropy(torch.tensor([[200.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_entropy_weight_adds_the_unlabeled_class_entropy_and_zero_is_the_paper_loss() -> None:
+    labeled, targets = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
+    real, fake = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]]), torch.tensor([[-1.0, -1.0]])
+    paper, lab, unl = discriminator_loss(labeled, targets, real, fake, 1.0, 0.0)
+    assert paper.item() == pytest.approx(lab.item() + unl.item(), rel=1e-6)
+    with_entropy, lab2, unl2 = discriminator_loss(labeled, targets, real, fake, 1.0, 0.5)
+    assert (lab2.item(), unl2.item()) == (lab.item(), unl.item())
+    assert with_entropy.item() == pytest.approx(paper.item() + 0.5 * class_entropy(real).item(), rel=1e-6)
