@@ -33,7 +33,7 @@ from ssgan.data.split import Split
 from ssgan.train import CONFIG_DIR, train
 
 SUITES: dict[str, list[str]] = {
-    "digits_50": ["data=digits", "data.num_labeled=50"],
+    "digits_50": ["experiment=digits_50"],
     "fashion_mnist_100": ["experiment=fashion_mnist_100"],
     "fashion_mnist_1000": ["experiment=fashion_mnist_1000"],
 }
