@@ -1,0 +1,41 @@
+"""The benchmark and throughput scripts end to end on tiny settings (figures are checked for shape, not speed)."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_benchmark_writes_table_and_csv_for_every_method_on_the_same_split(tmp_path: Path) -> None:
+    result = run_script("benchmark.py", "--suites", "digits_50", "--seeds", "0", "1", "--jobs", "2",
+                        "--workdir", str(tmp_path / "work"), "--output", str(tmp_path / "out"),
+                        "trainer.max_epochs=1", "trainer.limit_train_batches=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "benchmarks.csv")))
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        (method, seed) for seed in ("0", "1") for method in ("ssgan", "supervised", "label_spreading", "self_training")
+    ]
+    assert all(0.0 <= float(r["test_acc"]) <= 1.0 and r["num_labeled"] == "50" for r in rows)
+    table = (tmp_path / "out" / "benchmarks.md").read_text()
+    assert "2 run(s) at a time" in table and "CPU threads" in table
+    assert "| digits | 50 | label_spreading |" in table and "| 2 |" in table
+
+
+def test_throughput_reports_epoch_time_and_matmul_fraction(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    result = run_script("throughput.py", "--steps", "3", "--warmup", "2", "--precision", "32-true",
+                        "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["timed_steps"] == 3 and figures["precision"] == "32-true"
+    assert abs(figures["seconds_per_60k_epoch"] - 60_000 / figures["samples_per_second"]) < 1e-6
+    assert 3.0 < figures["gflop_per_step"] < 4.5  # the paper's MNIST networks at batch 100 + 100 + 100
+    assert 0.0 < figures["fraction_of_matmul"]
