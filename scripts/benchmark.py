@@ -156,6 +156,7 @@ def main() -> None:
     if args.jobs == 1:
         for suite, seed in units:
             rows += run_unit(suite, seed, args.methods, args.workdir, extras[suite], None)
+            write_results(rows, args.output, args.jobs)  # after every unit: a stopped run keeps what it did
     else:
         threads = max(1, torch.get_num_threads() // args.jobs)
         context = multiprocessing.get_context("spawn")
@@ -164,16 +165,19 @@ def main() -> None:
                        for suite, seed in units]
             for future in futures:  # in submission order, so the table's order does not depend on timing
                 rows += future.result()
+                write_results(rows, args.output, args.jobs)
+    print(summarise(rows, args.jobs))
 
-    args.output.mkdir(parents=True, exist_ok=True)
-    with open(args.output / "benchmarks.csv", "w", newline="") as handle:
+
+def write_results(rows: list[dict[str, Any]], output: Path, jobs: int) -> None:
+    """``benchmarks.csv`` (one row per run) and ``benchmarks.md`` (the summary) in ``output``."""
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / "benchmarks.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    table = summarise(rows, args.jobs)
-    (args.output / "benchmarks.md").write_text("# Benchmarks\n\nProduced by `python scripts/benchmark.py "
-                                               f"{' '.join(sys_args())}`.\n\n{table}")
-    print(table)
+    (output / "benchmarks.md").write_text("# Benchmarks\n\nProduced by `python scripts/benchmark.py "
+                                          f"{' '.join(sys_args())}`.\n\n{summarise(rows, jobs)}")
 
 
 def sys_args() -> list[str]:
