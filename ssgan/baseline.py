@@ -15,8 +15,9 @@ class SupervisedBaseline(ClassifierModule):
     """Same network, same noise, same weight average and schedule as the SSGAN; no unlabeled data, no G.
 
     Its data-dependent initialisation also uses labeled examples only, so nothing unlabeled leaks in.
-    The SSGAN-only settings (generator, its optimizer, the unlabeled and entropy weights, the feature-matching
-    distance, augmenting unlabeled data) are accepted and ignored, so one experiment config serves both models.
+    The SSGAN-only settings (generator, its optimizer, the unlabeled, entropy and consistency weights and
+    ramp-up, the feature-matching distance, augmenting unlabeled data) are accepted and ignored, so one
+    experiment config serves both models.
     """
 
     def __init__(
@@ -28,6 +29,8 @@ class SupervisedBaseline(ClassifierModule):
         feature_matching_distance: str | None = None,
         augment_unlabeled: bool | None = None,
         entropy_weight: float | None = None,
+        consistency_weight: float | None = None,
+        consistency_rampup_epochs: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)

@@ -56,6 +56,14 @@ def discriminator_loss(
     return total, labeled, unlabeled
 
 
+def consistency_loss(logits: Tensor, target_logits: Tensor) -> Tensor:
+    """Squared distance between two class posteriors of the same inputs under independent noise, summed over
+    the K classes and averaged over the batch (the Pi-model of Laine & Aila 2017); the target is not
+    differentiated through."""
+    difference = torch.softmax(logits, dim=1) - torch.softmax(target_logits.detach(), dim=1)
+    return difference.square().sum(dim=1).mean()
+
+
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor, distance: str = "l2") -> Tensor:
     """Distance between batch means of D's features (B, F): mean squared (l2, MNIST) or absolute (l1, CIFAR)."""
     difference = real_features.mean(dim=0) - fake_features.mean(dim=0)

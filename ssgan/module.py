@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,7 +12,13 @@ from torch import Tensor
 from ssgan.classifier import ClassifierModule, NetworkFactory
 from ssgan.errors import SSGANError
 from ssgan.health import gradient_norm
-from ssgan.losses import FEATURE_DISTANCES, discriminator_loss, feature_matching_loss, real_probability
+from ssgan.losses import (
+    FEATURE_DISTANCES,
+    consistency_loss,
+    discriminator_loss,
+    feature_matching_loss,
+    real_probability,
+)
 
 
 class SSGAN(ClassifierModule):
@@ -39,6 +46,8 @@ class SSGAN(ClassifierModule):
         augmentation: Callable[[Tensor], Tensor] | None = None,
         augment_unlabeled: bool = False,
         entropy_weight: float = 0.0,
+        consistency_weight: float = 0.0,
+        consistency_rampup_epochs: float = 5.0,
     ) -> None:
         if feature_matching_distance not in FEATURE_DISTANCES:
             raise SSGANError(
@@ -63,6 +72,8 @@ class SSGAN(ClassifierModule):
         self.feature_matching_distance = feature_matching_distance
         self.augment_unlabeled = augment_unlabeled
         self.entropy_weight = entropy_weight
+        self.consistency_weight = consistency_weight
+        self.consistency_rampup_epochs = consistency_rampup_epochs
 
     def configure_optimizers(self) -> Any:
         make_generator_optimizer = self.generator_optimizer_factory or self.optimizer_factory
@@ -72,6 +83,14 @@ class SSGAN(ClassifierModule):
         ]
         schedulers = [s for s in map(self.make_scheduler, optimizers) if s is not None]
         return optimizers, schedulers
+
+    def consistency_ramp(self, batch_idx: int) -> float:
+        """w_cons * exp(-5 (1 - t)^2), t the fraction of the ramp-up epochs done (Laine & Aila's ramp-up)."""
+        batches = self.trainer.num_training_batches if self._trainer is not None else 0
+        epochs_done = self.current_epoch + (batch_idx / batches if batches and batches != float("inf") else 0.0)
+        rampup = self.consistency_rampup_epochs
+        progress = min(1.0, epochs_done / rampup) if rampup > 0 else 1.0
+        return self.consistency_weight * math.exp(-5.0 * (1.0 - progress) ** 2)
 
     def generate(self, count: int) -> Tensor:
         return self.generator(self.generator.sample_noise(count, device=self.device))
@@ -86,6 +105,13 @@ class SSGAN(ClassifierModule):
         discriminator_optimizer, generator_optimizer = self.optimizers()
         num_labeled, num_unlabeled = labeled_inputs.shape[0], unlabeled_inputs.shape[0]
 
+        # With consistency on, one no-grad noisy pass over the unlabeled batch before D's update gives both
+        # the consistency target and the real side of feature matching (the paper: a second batch after it).
+        target_logits = real_features = None
+        if self.consistency_weight:
+            with torch.no_grad():
+                target_logits, real_features = self.discriminator(unlabeled_inputs)
+
         # Discriminator step: one pass over labeled, unlabeled and generated examples (no batch norm in D,
         # so concatenating is exactly three separate passes).
         self.toggle_optimizer(discriminator_optimizer)
@@ -96,6 +122,8 @@ class SSGAN(ClassifierModule):
         loss_d, loss_labeled, loss_unlabeled = discriminator_loss(
             labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight, self.entropy_weight
         )
+        if target_logits is not None:
+            loss_d = loss_d + self.consistency_ramp(batch_idx) * consistency_loss(real_logits, target_logits)
         discriminator_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         discriminator_grad_norm = gradient_norm(self.discriminator)
@@ -105,8 +133,9 @@ class SSGAN(ClassifierModule):
 
         # Generator step: match the mean features of a second unlabeled batch (no gradient needed on that side).
         self.toggle_optimizer(generator_optimizer)
-        with torch.no_grad():
-            _, real_features = self.discriminator(matching_inputs)
+        if real_features is None:
+            with torch.no_grad():
+                _, real_features = self.discriminator(matching_inputs)
         _, fake_features = self.discriminator(self.generate(num_unlabeled))
         loss_g = feature_matching_loss(real_features, fake_features, self.feature_matching_distance)
         generator_optimizer.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ import torch
 from ssgan.errors import SSGANError
 from ssgan.losses import (
     class_entropy,
+    consistency_loss,
     discriminator_loss,
     feature_matching_loss,
     real_probability,
@@ -90,3 +91,13 @@ def test_entropy_weight_adds_the_unlabeled_class_entropy_and_zero_is_the_paper_l
     with_entropy, lab2, unl2 = discriminator_loss(labeled, targets, real, fake, 1.0, 0.5)
     assert (lab2.item(), unl2.item()) == (lab.item(), unl.item())
     assert with_entropy.item() == pytest.approx(paper.item() + 0.5 * class_entropy(real).item(), rel=1e-6)
+
+
+def test_consistency_loss_by_hand_and_no_gradient_into_the_target() -> None:
+    # softmax([0, 0]) = (1/2, 1/2) ; softmax([log 3, 0]) = (3/4, 1/4): squared distance 1/16 + 1/16
+    logits = torch.tensor([[0.0, 0.0], [1.0, 2.0]], requires_grad=True)
+    target = torch.tensor([[math.log(3.0), 0.0], [1.0, 2.0]], requires_grad=True)
+    loss = consistency_loss(logits, target)
+    assert loss.item() == pytest.approx(0.5 * 0.125, rel=1e-6)
+    loss.backward()
+    assert target.grad is None and logits.grad is not None and logits.grad[0].abs().sum() > 0

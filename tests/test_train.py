@@ -1,6 +1,7 @@
 """End-to-end runs of the real configs composed through Hydra, and the user-facing errors of ssgan-train."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -98,3 +99,30 @@ def test_cli_rejects_an_unknown_config_option_without_traceback(tmp_path: Path, 
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_consistency_ramp_follows_the_gaussian_schedule() -> None:
+    from types import SimpleNamespace
+
+    from hydra.utils import instantiate
+
+    cfg = compose_config(Path("."), ["model.consistency_weight=10", "model.consistency_rampup_epochs=4"])
+    module = instantiate(cfg.model, input_shape=(1, 8, 8), num_classes=10)
+    module._trainer = SimpleNamespace(num_training_batches=10, current_epoch=0)
+    assert module.consistency_ramp(0) == pytest.approx(10 * math.exp(-5.0))
+    module._trainer.current_epoch = 2  # halfway: 2 + 0/10 of 4 epochs
+    assert module.consistency_ramp(0) == pytest.approx(10 * math.exp(-5.0 * 0.25))
+    module._trainer.current_epoch = 3
+    assert module.consistency_ramp(5) == pytest.approx(10 * math.exp(-5.0 * (1 - 3.5 / 4) ** 2))
+    module._trainer.current_epoch = 9
+    assert module.consistency_ramp(0) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("model", ["ssgan", "supervised"])
+def test_recipe_options_train_end_to_end(tmp_path: Path, model: str) -> None:
+    """Augmentation, entropy and consistency terms together: a short run trains and evaluates."""
+    cfg = compose_config(tmp_path, [*SHORT, "experiment=digits_50", f"model={model}", "++model.entropy_weight=0.5",
+                                    "++model.consistency_weight=5", "++model.augment_unlabeled=true"])
+    assert cfg.model.augmentation.max_shift == 1
+    metrics = train(cfg)
+    assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["num_labeled"] == 50
