@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for benchmarks.md and .csv")
     parser.add_argument("--jobs", type=int, default=1,
                         help="(suite, seed) units run at once, each in its own process with cores/jobs threads")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows of OUTPUT/benchmarks.csv and run only the (suite, seed) units it lacks")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every network run")
     args = parser.parse_args()
     if args.jobs < 1:
@@ -152,7 +154,9 @@ def main() -> None:
     units = [(suite, seed) for suite in args.suites for seed in args.seeds]
     extras = {suite: list(args.overrides) + ([f"data.root={args.fashion_root}"] if "fashion" in suite else [])
               for suite in args.suites}
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = read_rows(args.output / "benchmarks.csv") if args.resume else []
+    done = {(row["suite"], row["seed"]) for row in rows}
+    units = [unit for unit in units if unit not in done]
     if args.jobs == 1:
         for suite, seed in units:
             rows += run_unit(suite, seed, args.methods, args.workdir, extras[suite], None)
@@ -167,6 +171,19 @@ def main() -> None:
                 rows += future.result()
                 write_results(rows, args.output, args.jobs)
     print(summarise(rows, args.jobs))
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of an earlier run's CSV with their types back (none when the file does not exist yet)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["num_labeled"], row["seed"] = int(row["num_labeled"]), int(row["seed"])
+        row["test_acc"], row["wall_seconds"] = float(row["test_acc"]), float(row["wall_seconds"])
+        row["samples_per_second"] = float(row["samples_per_second"]) if row["samples_per_second"] else None
+    return rows
 
 
 def write_results(rows: list[dict[str, Any]], output: Path, jobs: int) -> None:
