@@ -17,6 +17,7 @@ import csv
 import multiprocessing
 import platform
 import statistics
+import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -198,8 +199,6 @@ def write_results(rows: list[dict[str, Any]], output: Path, jobs: int) -> None:
 
 
 def sys_args() -> list[str]:
-    import sys
-
     return sys.argv[1:]
 
 
