@@ -4,10 +4,12 @@
     python scripts/benchmark.py --suites digits_50 --seeds 0 1 2
     python scripts/benchmark.py --fashion-root /usr/share/datasets/fashion-mnist --output docs
 
-Every method of a (suite, seed) sees the same labeled examples: the SSGAN run draws and saves the split, the
-baseline network reuses the same seed (so the same split), and the scikit-learn methods are given exactly the
-labeled indices the SSGAN run saved, on the same pixels. Writes ``benchmarks.csv`` (one row per run) and
-``benchmarks.md`` (mean ± std per method and budget, wall seconds, training samples/s, hardware).
+Every method of a (suite, seed) sees the same labeled examples: the split is drawn once from the suite's data
+config and saved, the network runs draw it again from the same seed (checked equal after each run), and the
+scikit-learn methods are given exactly the saved labeled indices, on the same pixels. Writes ``benchmarks.csv``
+(one row per run) and ``benchmarks.md`` (mean ± std per method and budget, wall seconds, training samples/s,
+hardware). ``--resume`` keeps the rows already in the CSV and runs only the missing (suite, seed, method) runs,
+so after changing one recipe you can drop its rows and re-run just those.
 """
 
 from __future__ import annotations
@@ -48,16 +50,36 @@ def compose_run(suite: str, seed: int, model: str, output_dir: Path, extra: list
         return compose(config_name="train", overrides=overrides)
 
 
-def network_run(suite: str, seed: int, model: str, workdir: Path, extra: list[str]) -> dict[str, Any]:
+def draw_split(suite: str, seed: int, workdir: Path, extra: list[str]) -> Path:
+    """The (suite, seed) split, drawn from the suite's data config without training anything, saved for reuse."""
+    path = workdir / suite / f"split_seed{seed}.npz"
+    datamodule = instantiate(compose_run(suite, seed, "ssgan", path.parent, extra).data)
+    datamodule.setup("fit")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datamodule.save_split(path)
+    return path
+
+
+def same_split(first: Path, second: Path) -> bool:
+    a, b = Split.load(first), Split.load(second)
+    return all(torch.equal(getattr(a, part), getattr(b, part)) for part in ("labeled", "unlabeled", "validation"))
+
+
+def network_run(suite: str, seed: int, model: str, workdir: Path, extra: list[str], split_path: Path) -> dict[str, Any]:
+    """Train ``model`` (ssgan or supervised) on the suite's recipe; fails if its split is not the shared one."""
     output_dir = workdir / suite / f"{model}_seed{seed}"
     started = time.perf_counter()
     metrics = train(compose_run(suite, seed, model, output_dir, extra))
-    return {"test_acc": metrics["test_acc"], "wall_seconds": time.perf_counter() - started,
-            "samples_per_second": metrics["samples_per_second"], "split": output_dir / "split_indices.npz"}
+    wall_seconds = time.perf_counter() - started
+    if not same_split(output_dir / "split_indices.npz", split_path):
+        raise RuntimeError(f"{suite} seed {seed}: the {model} run drew a different split than {split_path}; "
+                           "an override changed the split (data.split_seed?), so the methods are not comparable")
+    return {"test_acc": metrics["test_acc"], "wall_seconds": wall_seconds,
+            "samples_per_second": metrics["samples_per_second"]}
 
 
 def sklearn_run(suite: str, seed: int, method: str, split_path: Path, extra: list[str]) -> dict[str, Any]:
-    """Fit a scikit-learn semi-supervised method on the SSGAN run's exact split (same pixels, same labels)."""
+    """Fit a scikit-learn semi-supervised method on the saved split (same pixels, same labels as the networks)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
@@ -111,21 +133,17 @@ def summarise(rows: list[dict[str, Any]], jobs: int = 1) -> str:
 
 def run_unit(suite: str, seed: int, methods: list[str], workdir: Path, extra: list[str],
              threads: int | None) -> list[dict[str, Any]]:
-    """Every method on one (suite, seed): the SSGAN first, since it draws and saves the split the others use."""
+    """The given methods on one (suite, seed), all on the split drawn (and saved) first."""
     if threads:
         torch.set_num_threads(threads)
-    ssgan_result = network_run(suite, seed, "ssgan", workdir, extra)
-    num_labeled = int(Split.load(ssgan_result["split"]).labeled.numel())
-    results = {"ssgan": ssgan_result}
-    for method in methods:
-        if method == "supervised":
-            results[method] = network_run(suite, seed, "supervised", workdir, extra)
-        elif method in ("label_spreading", "self_training"):
-            results[method] = sklearn_run(suite, seed, method, ssgan_result["split"], extra)
+    split_path = draw_split(suite, seed, workdir, extra)
+    num_labeled = int(Split.load(split_path).labeled.numel())
     rows = []
-    for method, result in results.items():
-        if method not in methods:
-            continue
+    for method in methods:
+        if method in ("ssgan", "supervised"):
+            result = network_run(suite, seed, method, workdir, extra, split_path)
+        else:
+            result = sklearn_run(suite, seed, method, split_path, extra)
         row = {"suite": suite, "num_labeled": num_labeled, "method": method, "seed": seed,
                "test_acc": result["test_acc"], "wall_seconds": result["wall_seconds"],
                "samples_per_second": result["samples_per_second"], "hardware": hardware()}
@@ -146,30 +164,33 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="(suite, seed) units run at once, each in its own process with cores/jobs threads")
     parser.add_argument("--resume", action="store_true",
-                        help="keep the rows of OUTPUT/benchmarks.csv and run only the (suite, seed) units it lacks")
+                        help="keep the rows of OUTPUT/benchmarks.csv and run only the (suite, seed, method) runs it lacks")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every network run")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs={args.jobs} must be at least 1")
 
-    units = [(suite, seed) for suite in args.suites for seed in args.seeds]
     extras = {suite: list(args.overrides) + ([f"data.root={args.fashion_root}"] if "fashion" in suite else [])
               for suite in args.suites}
     rows: list[dict[str, Any]] = read_rows(args.output / "benchmarks.csv") if args.resume else []
-    done = {(row["suite"], row["seed"]) for row in rows}
-    units = [unit for unit in units if unit not in done]
+    done = {(row["suite"], row["seed"], row["method"]) for row in rows}
+    methods = [method for method in METHODS if method in args.methods]
+    units = [(suite, seed, missing) for suite in args.suites for seed in args.seeds
+             if (missing := [method for method in methods if (suite, seed, method) not in done])]
     if args.jobs == 1:
-        for suite, seed in units:
-            rows += run_unit(suite, seed, args.methods, args.workdir, extras[suite], None)
+        for suite, seed, missing in units:
+            rows += run_unit(suite, seed, missing, args.workdir, extras[suite], None)
+            sort_rows(rows, args.suites)  # resumed runs land where a single run would have put them
             write_results(rows, args.output, args.jobs)  # after every unit: a stopped run keeps what it did
     else:
         threads = max(1, torch.get_num_threads() // args.jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-            futures = [pool.submit(run_unit, suite, seed, args.methods, args.workdir, extras[suite], threads)
-                       for suite, seed in units]
+            futures = [pool.submit(run_unit, suite, seed, missing, args.workdir, extras[suite], threads)
+                       for suite, seed, missing in units]
             for future in futures:  # in submission order, so the table's order does not depend on timing
                 rows += future.result()
+                sort_rows(rows, args.suites)
                 write_results(rows, args.output, args.jobs)
     print(summarise(rows, args.jobs))
 
@@ -185,6 +206,13 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         row["test_acc"], row["wall_seconds"] = float(row["test_acc"]), float(row["wall_seconds"])
         row["samples_per_second"] = float(row["samples_per_second"]) if row["samples_per_second"] else None
     return rows
+
+
+def sort_rows(rows: list[dict[str, Any]], suites: list[str]) -> None:
+    """In place: by suite (the order asked for, others after), seed, then method, wherever a row was run."""
+    known = list(suites) + [row["suite"] for row in rows if row["suite"] not in suites]
+    rows.sort(key=lambda row: (known.index(row["suite"]), row["seed"],
+                               METHODS.index(row["method"]) if row["method"] in METHODS else len(METHODS)))
 
 
 def write_results(rows: list[dict[str, Any]], output: Path, jobs: int) -> None:

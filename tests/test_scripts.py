@@ -29,6 +29,22 @@ def test_benchmark_writes_table_and_csv_for_every_method_on_the_same_split(tmp_p
     assert "| digits | 50 | label_spreading |" in table and "| 2 |" in table
 
 
+def test_benchmark_resume_runs_only_the_missing_methods(tmp_path: Path) -> None:
+    common = ["--suites", "digits_50", "--seeds", "3", "--workdir", str(tmp_path / "work"),
+              "--output", str(tmp_path / "out")]
+    first = run_script("benchmark.py", *common, "--methods", "self_training", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    kept = list(csv.DictReader(open(tmp_path / "out" / "benchmarks.csv")))
+    second = run_script("benchmark.py", *common, "--methods", "label_spreading", "self_training", "--resume",
+                        cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "benchmarks.csv")))
+    assert [r["method"] for r in rows] == ["label_spreading", "self_training"]  # table order, not run order
+    assert rows[1] == kept[0]  # the finished run was kept, not repeated
+    assert "seed=3 self_training:" not in second.stdout and "seed=3 label_spreading:" in second.stdout
+    assert not (tmp_path / "work" / "digits_50" / "ssgan_seed3").exists()  # no network was trained for the split
+
+
 def test_throughput_reports_epoch_time_and_matmul_fraction(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     result = run_script("throughput.py", "--steps", "3", "--warmup", "2", "--precision", "32-true",
