@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from ssgan.allocator import keep_freed_memory
 from ssgan.checkpointing import capture_rng_state, restore_rng_state
 from ssgan.ema import WeightAverage
 from ssgan.metrics import classification_metrics
@@ -62,6 +63,11 @@ class ClassifierModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and not self.initialised and hasattr(datamodule, "initialization_inputs"):
             self.initialise(self.initialisation_inputs(datamodule))
+
+    def on_fit_start(self) -> None:
+        """On CPU, stop glibc from handing each step's tensor memory back and faulting it in again."""
+        if self.device.type == "cpu":
+            keep_freed_memory()
 
     def initialise(self, inputs: Tensor) -> None:
         device = next(self.discriminator.parameters()).device  # setup runs before Lightning moves the model

@@ -1,0 +1,71 @@
+"""CPU training keeps its freed tensor memory instead of page-faulting it back in every step."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import ssgan.classifier
+from ssgan import SSGANClassifier
+from ssgan.allocator import glibc
+
+pytestmark = pytest.mark.skipif(glibc() is None, reason="the malloc settings apply to glibc only")
+
+# Steps of a small bf16 MLP like the paper's D; prints page faults per step after a warm-up.
+FAULTS_PER_STEP = textwrap.dedent(
+    """
+    import resource, sys, torch
+    from ssgan.allocator import keep_freed_memory
+    applied = keep_freed_memory() if sys.argv[1] == "tuned" else False
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(), torch.nn.Linear(1000, 500),
+                              torch.nn.ReLU(), torch.nn.Linear(500, 10))
+    x = torch.rand(300, 784)
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = net(x + torch.randn_like(x))
+        y.float().sum().backward()
+    for _ in range(5):
+        step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        step()
+    print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+    """
+)
+
+
+def faults_per_step(mode: str, **env: str) -> tuple[bool, float]:
+    result = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    applied, faults = result.stdout.split()
+    return applied == "True", float(faults)
+
+
+def test_raised_thresholds_stop_per_step_page_faults() -> None:
+    untouched_applied, untouched = faults_per_step("untouched")
+    tuned_applied, tuned = faults_per_step("tuned")
+    assert not untouched_applied and tuned_applied
+    assert untouched > 50  # glibc's defaults: the step's buffers are faulted in again every step
+    assert tuned < 5
+
+
+def test_opt_out_leaves_glibc_alone() -> None:
+    applied, faults = faults_per_step("tuned", SSGAN_MALLOC_TUNING="0")
+    assert not applied and faults > 50
+
+
+def test_fitting_on_cpu_applies_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(ssgan.classifier, "keep_freed_memory", lambda: calls.append(True) or True)
+    X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
+    y = np.where(np.arange(40) < 10, np.arange(40) % 2, -1)
+    SSGANClassifier(hidden_widths=(8,), generator_widths=(8,), noise_dim=4, max_epochs=1, batch_size=8).fit(X, y)
+    assert calls == [True]
