@@ -7,7 +7,9 @@
 Reports samples/s (unlabeled examples; each step also uses as many labeled and generated ones), seconds per
 epoch of 60 000 unlabeled examples, FLOPs per step (counted by torch's FlopCounterMode) and the achieved FLOP
 rate as a fraction of a square fp32 matmul's rate measured on the same threads: a ratio that stays meaningful
-on a noisy or shared machine. Data are random tensors of the Fashion-MNIST shape (speed does not depend on them).
+on a noisy or shared machine. Also reports page faults per timed step: memory the step hands back to the OS
+and faults in again (near 0 on glibc once training has raised its malloc thresholds, see ssgan/allocator.py).
+Data are random tensors of the Fashion-MNIST shape (speed does not depend on them).
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ class RandomImages:
         return SourceData(ArrayDataset(inputs, labels), test, tuple(str(k) for k in range(self.num_classes)))
 
 
+def page_faults() -> int | None:
+    """Minor page faults of this process so far (None where the OS does not report them)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix system
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 class StepTimer(pl.Callback):
     """Wall time of training steps after ``warmup`` steps; FLOPs of one step counted by FlopCounterMode."""
 
@@ -63,6 +74,8 @@ class StepTimer(pl.Callback):
         self.seconds = 0.0
         self.flops_per_step = 0
         self.batch_size = 0
+        self.faults_at_start: int | None = None
+        self.faults: int | None = None  # page faults during the timed steps
         self._counter: FlopCounterMode | None = None
 
     def _sync(self, module: pl.LightningModule) -> None:
@@ -76,6 +89,7 @@ class StepTimer(pl.Callback):
             self._counter.__enter__()
         if batch_idx == self.warmup:
             self._sync(module)
+            self.faults_at_start = page_faults()
             self.started = time.perf_counter()
             if self.profiler is not None:
                 self.profiler.__enter__()
@@ -91,6 +105,9 @@ class StepTimer(pl.Callback):
     def on_train_epoch_end(self, trainer, module) -> None:
         self._sync(module)
         self.seconds = time.perf_counter() - self.started
+        faults = page_faults()
+        if faults is not None and self.faults_at_start is not None:
+            self.faults = faults - self.faults_at_start
         self.device = module.device
         if self.profiler is not None:
             self.profiler.__exit__(None, None, None)
@@ -166,6 +183,8 @@ def main() -> None:
         "achieved_gflops": achieved / 1e9,
         "matmul_gflops": reference / 1e9,
         "fraction_of_matmul": achieved / reference,
+        # memory the step keeps handing back to the OS and faulting in again (see ssgan/allocator.py)
+        "page_faults_per_step": None if timer.faults is None else timer.faults / timer.timed_steps,
     }
     for key, value in figures.items():
         print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")

@@ -55,3 +55,4 @@ def test_throughput_reports_epoch_time_and_matmul_fraction(tmp_path: Path) -> No
     assert abs(figures["seconds_per_60k_epoch"] - 60_000 / figures["samples_per_second"]) < 1e-6
     assert 3.0 < figures["gflop_per_step"] < 4.5  # the paper's MNIST networks at batch 100 + 100 + 100
     assert 0.0 < figures["fraction_of_matmul"]
+    assert figures["page_faults_per_step"] is None or figures["page_faults_per_step"] >= 0
