@@ -50,43 +50,39 @@ def compose_run(suite: str, seed: int, model: str, output_dir: Path, extra: list
         return compose(config_name="train", overrides=overrides)
 
 
-def draw_split(suite: str, seed: int, workdir: Path, extra: list[str]) -> Path:
-    """The (suite, seed) split, drawn from the suite's data config without training anything, saved for reuse."""
-    path = workdir / suite / f"split_seed{seed}.npz"
-    datamodule = instantiate(compose_run(suite, seed, "ssgan", path.parent, extra).data)
+def draw_split(suite: str, seed: int, workdir: Path, extra: list[str]) -> Any:
+    """The suite's data module with the (suite, seed) split drawn (no training) and saved beside the runs."""
+    folder = workdir / suite
+    datamodule = instantiate(compose_run(suite, seed, "ssgan", folder, extra).data)
     datamodule.setup("fit")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    datamodule.save_split(path)
-    return path
+    folder.mkdir(parents=True, exist_ok=True)
+    datamodule.save_split(folder / f"split_seed{seed}.npz")
+    return datamodule
 
 
-def same_split(first: Path, second: Path) -> bool:
-    a, b = Split.load(first), Split.load(second)
+def same_split(a: Split, b: Split) -> bool:
     return all(torch.equal(getattr(a, part), getattr(b, part)) for part in ("labeled", "unlabeled", "validation"))
 
 
-def network_run(suite: str, seed: int, model: str, workdir: Path, extra: list[str], split_path: Path) -> dict[str, Any]:
+def network_run(suite: str, seed: int, model: str, workdir: Path, extra: list[str], split: Split) -> dict[str, Any]:
     """Train ``model`` (ssgan or supervised) on the suite's recipe; fails if its split is not the shared one."""
     output_dir = workdir / suite / f"{model}_seed{seed}"
     started = time.perf_counter()
     metrics = train(compose_run(suite, seed, model, output_dir, extra))
     wall_seconds = time.perf_counter() - started
-    if not same_split(output_dir / "split_indices.npz", split_path):
-        raise RuntimeError(f"{suite} seed {seed}: the {model} run drew a different split than {split_path}; "
+    if not same_split(Split.load(output_dir / "split_indices.npz"), split):
+        raise RuntimeError(f"{suite} seed {seed}: the {model} run drew a different split than the benchmark's; "
                            "an override changed the split (data.split_seed?), so the methods are not comparable")
     return {"test_acc": metrics["test_acc"], "wall_seconds": wall_seconds,
             "samples_per_second": metrics["samples_per_second"]}
 
 
-def sklearn_run(suite: str, seed: int, method: str, split_path: Path, extra: list[str]) -> dict[str, Any]:
-    """Fit a scikit-learn semi-supervised method on the saved split (same pixels, same labels as the networks)."""
+def sklearn_run(method: str, datamodule: Any) -> dict[str, Any]:
+    """Fit a scikit-learn semi-supervised method on the drawn split (same pixels, same labels as the networks)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
-    cfg = compose_run(suite, seed, "ssgan", split_path.parent, extra)
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    data, split = datamodule.data, Split.load(split_path)
+    data, split = datamodule.data, datamodule.split
     pool = split.unlabeled.numpy()
     inputs = data.train.inputs.flatten(1).numpy()[pool]
     targets = np.full(pool.shape[0], -1)
@@ -136,14 +132,14 @@ def run_unit(suite: str, seed: int, methods: list[str], workdir: Path, extra: li
     """The given methods on one (suite, seed), all on the split drawn (and saved) first."""
     if threads:
         torch.set_num_threads(threads)
-    split_path = draw_split(suite, seed, workdir, extra)
-    num_labeled = int(Split.load(split_path).labeled.numel())
+    datamodule = draw_split(suite, seed, workdir, extra)
+    num_labeled = int(datamodule.split.labeled.numel())
     rows = []
     for method in methods:
         if method in ("ssgan", "supervised"):
-            result = network_run(suite, seed, method, workdir, extra, split_path)
+            result = network_run(suite, seed, method, workdir, extra, datamodule.split)
         else:
-            result = sklearn_run(suite, seed, method, split_path, extra)
+            result = sklearn_run(method, datamodule)
         row = {"suite": suite, "num_labeled": num_labeled, "method": method, "seed": seed,
                "test_acc": result["test_acc"], "wall_seconds": result["wall_seconds"],
                "samples_per_second": result["samples_per_second"], "hardware": hardware()}
