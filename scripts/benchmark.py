@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing
-import platform
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import ssgan.config  # noqa: F401
+from ssgan.config import cpu_model  # also registers the config resolvers
 from ssgan.data.split import Split
 from ssgan.train import CONFIG_DIR, train
 
@@ -102,7 +101,7 @@ def sklearn_run(method: str, datamodule: Any) -> dict[str, Any]:
 def hardware() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads (torch {torch.__version__})"
+    return f"{cpu_model()}, {torch.get_num_threads()} CPU threads (torch {torch.__version__})"
 
 
 def summarise(rows: list[dict[str, Any]], jobs: int = 1) -> str:

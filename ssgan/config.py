@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -30,6 +31,19 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@cache
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's marketing name for benchmark reports; ``platform.processor()`` is empty on many Linux hosts."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def fast_precision(accelerator: str = "auto") -> str:

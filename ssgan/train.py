@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-import ssgan.config  # noqa: F401  (registers the config resolvers)
+from ssgan.config import cpu_model  # also registers the config resolvers
 from ssgan.callbacks import DistinctNoisePerRank, TrainingThroughput
 from ssgan.checkpointing import LAST_CHECKPOINT, resolve_checkpoint
 from ssgan.divergence import TrainingDiverged
@@ -175,7 +175,7 @@ def describe_device(trainer: pl.Trainer) -> str:
     root = trainer.strategy.root_device
     if root.type == "cuda":
         return f"{torch.cuda.get_device_name(root)} x{trainer.world_size}"
-    return f"cpu ({torch.get_num_threads()} threads) x{trainer.world_size}"
+    return f"{cpu_model()} ({torch.get_num_threads()} threads) x{trainer.world_size}"
 
 
 def hydra_mode() -> RunMode | None:

@@ -1,4 +1,4 @@
-"""Config resolvers: the automatic precision choice."""
+"""Config resolvers: the automatic precision choice, and the CPU name the reports carry."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssgan import config
-from ssgan.config import cpu_has_native_bf16, fast_precision
+from ssgan.config import cpu_has_native_bf16, cpu_model, fast_precision
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
@@ -17,6 +17,13 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     assert cpu_has_native_bf16(str(with_bf16))
     assert not cpu_has_native_bf16(str(without))
     assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+
+
+def test_cpu_model_is_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9454 48-Core Processor\n")
+    assert cpu_model(str(cpuinfo)) == "AMD EPYC 9454 48-Core Processor"
+    assert cpu_model(str(tmp_path / "missing"))  # falls back to the platform's name, never empty
 
 
 @pytest.mark.parametrize("native,expected", [(True, "bf16-mixed"), (False, "32-true")])
