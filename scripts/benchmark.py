@@ -30,7 +30,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from ssgan.config import cpu_model  # also registers the config resolvers
+from ssgan.config import device_name  # also registers the config resolvers
 from ssgan.data.split import Split
 from ssgan.train import CONFIG_DIR, train
 
@@ -99,9 +99,8 @@ def sklearn_run(method: str, datamodule: Any) -> dict[str, Any]:
 
 
 def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"{cpu_model()}, {torch.get_num_threads()} CPU threads (torch {torch.__version__})"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return f"{device_name(device)} (torch {torch.__version__})"
 
 
 def summarise(rows: list[dict[str, Any]], jobs: int = 1) -> str:

@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-from ssgan.config import cpu_model, fast_precision
+from ssgan.config import device_name, fast_precision
 from ssgan.data.datamodule import SemiSupervisedDataModule
 from ssgan.data.sources import ArrayDataset, SourceData
 from ssgan.train import CONFIG_DIR
@@ -172,7 +172,7 @@ def main() -> None:
     achieved = timer.flops_per_step / step_seconds
     reference = matmul_flop_rate(timer.device)  # the model is back on the CPU after fit
     figures = {
-        "device": torch.cuda.get_device_name() if timer.device.type == "cuda" else f"{cpu_model()}, {torch.get_num_threads()} threads",
+        "device": device_name(timer.device),
         "precision": args.precision,
         "batch_size": timer.batch_size,
         "timed_steps": timer.timed_steps,

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers the configs use; imported by every entry point before composing."""
+"""OmegaConf resolvers the configs use, and the hardware facts they and the reports read; imported by every
+entry point before composing."""
 
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(device: torch.device) -> str:
+    """What runs the steps, as the reports name it: the GPU's name, or the CPU's model and torch's thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.get_num_threads()} CPU threads"
 
 
 def fast_precision(accelerator: str = "auto") -> str:

@@ -18,7 +18,6 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.errors import InstantiationException
@@ -26,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from ssgan.config import cpu_model  # also registers the config resolvers
+from ssgan.config import device_name  # also registers the config resolvers
 from ssgan.callbacks import DistinctNoisePerRank, TrainingThroughput
 from ssgan.checkpointing import LAST_CHECKPOINT, resolve_checkpoint
 from ssgan.divergence import TrainingDiverged
@@ -172,10 +171,7 @@ def summarise(
 
 
 def describe_device(trainer: pl.Trainer) -> str:
-    root = trainer.strategy.root_device
-    if root.type == "cuda":
-        return f"{torch.cuda.get_device_name(root)} x{trainer.world_size}"
-    return f"{cpu_model()} ({torch.get_num_threads()} threads) x{trainer.world_size}"
+    return f"{device_name(trainer.strategy.root_device)} x{trainer.world_size}"
 
 
 def hydra_mode() -> RunMode | None:
