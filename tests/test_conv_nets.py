@@ -50,6 +50,20 @@ def test_paper_discriminator_shapes_and_output_init_scale() -> None:
     assert len(convs) == 9 and not any(m.pending_init for m in convs)
 
 
+
+def test_discriminator_runs_channels_last_with_unchanged_outputs() -> None:
+    """The fast layout is internal: logits and features equal those of a contiguous-layout copy."""
+    torch.manual_seed(0)
+    network = ConvDiscriminator((1, 12, 12), num_classes=4, widths=(6,), top_width=8).eval()
+    assert all(m.v.is_contiguous(memory_format=torch.channels_last) for m in network.body if hasattr(m, "v"))
+    plain = ConvDiscriminator((1, 12, 12), num_classes=4, widths=(6,), top_width=8).eval()
+    plain.load_state_dict(network.state_dict())
+    plain.to(memory_format=torch.contiguous_format)
+    x = torch.rand(5, 1, 12, 12)
+    with torch.no_grad():
+        for fast, reference in zip(network(x), plain(x)):
+            assert torch.allclose(fast, reference, atol=1e-5)
+
 def test_discriminator_refuses_unsuitable_inputs() -> None:
     with pytest.raises(SSGANError, match=r"needs images \(C, H, W\) but the data is \(784,\)"):
         ConvDiscriminator((784,), num_classes=10)
