@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -48,9 +49,24 @@ def load_module(checkpoint_path: str | Path) -> Any:
     module_class = getattr(importlib.import_module(module_name), class_name)
     if not (isinstance(module_class, type) and issubclass(module_class, ClassifierModule)):
         raise SSGANError(f"{path} names module class {name}, which is not an ssgan classifier")
+    unknown = unknown_arguments(module_class, hyper_parameters)
+    if unknown:
+        raise SSGANError(
+            f"checkpoint {path} was saved with hyperparameters {', '.join(unknown)} that this version's "
+            f"{class_name} does not take; load it with the ssgan version that wrote it"
+        )
     module = module_class(**hyper_parameters)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
+
+
+def unknown_arguments(module_class: type, hyper_parameters: dict[str, Any]) -> list[str]:
+    """Saved hyperparameter names the class's constructor does not accept (a checkpoint from another version)."""
+    parameters = inspect.signature(module_class.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return []
+    accepted = {p.name for p in parameters}
+    return sorted(name for name in hyper_parameters if name not in accepted)
 
 
 def conform_inputs(inputs: np.ndarray, input_shape: tuple[int, ...], where: str) -> Tensor:

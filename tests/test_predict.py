@@ -57,6 +57,18 @@ def test_predict_from_npz_and_flat_csv_agree(trained_run, tmp_path):
     assert "label" not in from_npz[0]
 
 
+def test_checkpoint_from_another_version_names_the_unknown_hyperparameter(trained_run, tmp_path):
+    import torch
+
+    _, checkpoint_path = trained_run
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"]["dropped_option"] = 0.5
+    edited = tmp_path / "other_version.ckpt"
+    torch.save(checkpoint, edited)
+    with pytest.raises(SSGANError, match=r"dropped_option.*SSGAN does not take"):
+        load_module(edited)
+
+
 def test_mismatched_inputs_name_expected_and_found(trained_run, tmp_path, capsys):
     _, checkpoint = trained_run
     np.savez(tmp_path / "wrong.npz", x=np.zeros((5, 63), dtype=np.float32))
