@@ -10,9 +10,10 @@ import textwrap
 import numpy as np
 import pytest
 
+import ssgan.allocator
 import ssgan.classifier
 from ssgan import SSGANClassifier
-from ssgan.allocator import glibc
+from ssgan.allocator import glibc, keep_freed_memory
 
 pytestmark = pytest.mark.skipif(glibc() is None, reason="the malloc settings apply to glibc only")
 
@@ -59,13 +60,47 @@ def test_raised_thresholds_stop_per_step_page_faults() -> None:
     untouched_applied, untouched, _ = faults_per_step("untouched")
     tuned_applied, _, tuned = faults_per_step("tuned")
     assert not untouched_applied and tuned_applied
-    assert untouched > 20  # glibc's defaults: the step's buffers are faulted in again, in bursts of steps
+    # glibc's defaults fault the step's buffers in again, in bursts whose size varies from run to run and
+    # from CPU to CPU (19 to 280 per step measured); the tuned run's quiet steps fault nothing.
+    assert untouched > 5
     assert tuned < 2
 
 
-def test_opt_out_leaves_glibc_alone() -> None:
-    applied, faults, _ = faults_per_step("tuned", SSGAN_MALLOC_TUNING="0")
-    assert not applied and faults > 20
+class RecordingLibc:
+    """Stands in for glibc and records every ``mallopt`` call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def mallopt(self, parameter: int, value: int) -> int:
+        self.calls.append((parameter, value))
+        return 1
+
+
+@pytest.fixture
+def fresh_allocator(monkeypatch: pytest.MonkeyPatch) -> RecordingLibc:
+    """A process state in which the settings were never tried, with a recording C library."""
+    libc = RecordingLibc()
+    monkeypatch.setattr(ssgan.allocator, "_applied", None)
+    monkeypatch.setattr(ssgan.allocator, "glibc", lambda: libc)
+    return libc
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", " off "])
+def test_opt_out_leaves_glibc_alone(value: str, fresh_allocator: RecordingLibc,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ssgan.allocator.OPT_OUT_VARIABLE, value)
+    assert keep_freed_memory() is False
+    assert fresh_allocator.calls == []
+
+
+def test_settings_are_raised_once_per_process(fresh_allocator: RecordingLibc,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ssgan.allocator.OPT_OUT_VARIABLE, raising=False)
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True
+    assert fresh_allocator.calls == [(ssgan.allocator.M_MMAP_THRESHOLD, ssgan.allocator.MMAP_THRESHOLD),
+                                     (ssgan.allocator.M_TRIM_THRESHOLD, ssgan.allocator.TRIM_THRESHOLD)]
 
 
 def test_fitting_on_cpu_applies_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
