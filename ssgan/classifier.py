@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ssgan.allocator import keep_freed_memory
 from ssgan.checkpointing import capture_rng_state, restore_rng_state
 from ssgan.ema import WeightAverage
+from ssgan.errors import SSGANError
 from ssgan.metrics import classification_metrics
 from ssgan.nets.layers import data_dependent_init
 
@@ -34,6 +35,8 @@ class ClassifierModule(pl.LightningModule):
         ema_decay: float = 0.999,
         init_examples: int = 500,
         augmentation: Callable[[Tensor], Tensor] | None = None,
+        input_features: NetworkFactory | None = None,
+        raw_input_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -42,6 +45,11 @@ class ClassifierModule(pl.LightningModule):
         self.class_names = tuple(class_names) if class_names is not None else tuple(str(k) for k in range(num_classes))
         self.discriminator = discriminator(input_shape=self.input_shape, num_classes=num_classes)
         self.weight_average = WeightAverage(self.discriminator, ema_decay)
+        # the data's fitted feature transform (buffers only, restored from the checkpoint): the networks see
+        # its outputs, which the data module computes once; prediction on raw examples applies it here
+        if (input_features is None) != (raw_input_shape is None):
+            raise SSGANError("input_features and raw_input_shape come together: set both or neither")
+        self.input_features = input_features(input_shape=tuple(raw_input_shape)) if input_features else None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.use_ema = use_ema
@@ -133,6 +141,15 @@ class ClassifierModule(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         inputs, targets = batch
         self.test_metrics.update(self(inputs), targets)
+
+    @property
+    def raw_input_shape(self) -> tuple[int, ...]:
+        """The shape of one example as the data holds it (before any feature transform)."""
+        return self.input_features.input_shape if self.input_features is not None else self.input_shape
+
+    def encode(self, raw_inputs: Tensor) -> Tensor:
+        """Raw examples -> the networks' inputs (the fitted feature transform, when the run had one)."""
+        return self.input_features(raw_inputs) if self.input_features is not None else raw_inputs
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch

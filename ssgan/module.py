@@ -48,6 +48,8 @@ class SSGAN(ClassifierModule):
         entropy_weight: float = 0.0,
         consistency_weight: float = 0.0,
         consistency_rampup_epochs: float = 5.0,
+        input_features: NetworkFactory | None = None,
+        raw_input_shape: Sequence[int] | None = None,
     ) -> None:
         if feature_matching_distance not in FEATURE_DISTANCES:
             raise SSGANError(
@@ -64,9 +66,13 @@ class SSGAN(ClassifierModule):
             ema_decay=ema_decay,
             init_examples=init_examples,
             augmentation=augmentation,
+            input_features=input_features,
+            raw_input_shape=raw_input_shape,
         )
         self.automatic_optimization = False
-        self.generator = generator(output_shape=self.input_shape)
+        # feature vectors are unbounded (unlike pixels in [0, 1]), so G's output layer is then linear
+        generator_options = {"output_activation": "identity"} if input_features is not None else {}
+        self.generator = generator(output_shape=self.input_shape, **generator_options)
         self.generator_optimizer_factory = generator_optimizer
         self.unlabeled_weight = unlabeled_weight
         self.feature_matching_distance = feature_matching_distance

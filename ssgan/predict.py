@@ -140,9 +140,11 @@ def read_source(data: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def predict_probabilities(module: Any, inputs: Tensor, batch_size: int = 1000) -> Tensor:
-    """(N, K) class probabilities of the evaluation network, in batches."""
+    """(N, K) class probabilities of the evaluation network for raw examples, in batches."""
     module.eval()
-    return torch.cat([module.predict_proba(chunk) for chunk in inputs.split(batch_size)]) if len(inputs) else (
+    with torch.no_grad():
+        chunks = [module.predict_proba(module.encode(chunk)) for chunk in inputs.split(batch_size)]
+    return torch.cat(chunks) if len(inputs) else (
         torch.empty(0, module.num_classes)
     )
 
@@ -184,7 +186,7 @@ def run(arguments: argparse.Namespace) -> float | None:
     else:
         raw, labels = read_inputs(arguments.input)
         where = str(arguments.input)
-    inputs = conform_inputs(raw, module.input_shape, where)
+    inputs = conform_inputs(raw, module.raw_input_shape, where)
     probabilities = predict_probabilities(module, inputs, arguments.batch_size)
     write_predictions(arguments.output, probabilities, module.class_names, labels)
     if labels is None:

@@ -63,7 +63,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         input_shape=datamodule.input_shape,
         num_classes=datamodule.num_classes,
         class_names=list(datamodule.class_names),
+        **datamodule.feature_arguments(),
     )
+    if datamodule.feature_extractor is not None:  # the fitted transform travels in the checkpoint
+        model.input_features.load_state_dict(datamodule.feature_extractor.state_dict())
     callbacks = [build(callback) for callback in (cfg.get("callbacks") or {}).values() if callback]
     callbacks.append(DistinctNoisePerRank(cfg.seed))  # correctness under DDP, not a choice: always on
     logger = build(cfg.logger) if cfg.get("logger") else False

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from ssgan.data.sources import Source, SourceData, check_finite, check_labels
+from ssgan.data.sources import ArrayDataset, Source, SourceData, check_finite, check_labels
 from ssgan.data.split import Split, make_split, resolve_labeled_count
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
 from ssgan.errors import SSGANError
+
+log = logging.getLogger(__name__)
 
 # The streams are in-memory and always read in the main process, so Lightning's worker caveat does not apply.
 warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
@@ -42,7 +46,10 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     ``root`` is the data folder of file-based sources (their config reads it as ``${data.root}``).
     ``num_labeled`` is the total labeled budget (balanced per class, as in the paper); ``labeled_fraction``
     is the alternative; with neither, every labeled example of the source is used. ``split_seed`` fixes
-    which examples are labeled, independently of the training seed.
+    which examples are labeled, independently of the training seed. ``features`` (e.g. a partial of
+    :class:`ssgan.features.PatchKMeansFeatures`) is fitted on the unlabeled pool's images once and replaces
+    every example by its feature vector, so the networks train on features and a checkpoint carries the
+    fitted transform for prediction.
     """
 
     def __init__(
@@ -56,6 +63,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         stream_seed: int = 0,
         root: str | None = None,
+        features: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value, optional in (
@@ -85,6 +93,9 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size)
         self.split_seed = split_seed
         self.stream_seed = stream_seed
+        self.features = features
+        self.feature_extractor: Any = None  # the fitted ``features`` module, once set up
+        self.raw_input_shape: tuple[int, ...] | None = None
         self.data: SourceData | None = None
         self.split: Split | None = None
         self._train_stream: SemiSupervisedStream | None = None
@@ -117,7 +128,28 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the unlabeled pool "
                 f"({self.split.unlabeled.numel()} examples)"
             )
-        self.data = data
+        self.raw_input_shape = data.input_shape
+        self.data = self._featurised(data) if self.features is not None else data
+
+    def _featurised(self, data: SourceData) -> SourceData:
+        """Fit ``features`` on the unlabeled pool's images (labels unused, validation excluded), map all."""
+        assert self.split is not None
+        extractor = self.features(input_shape=data.input_shape)
+        log.info("fitting %s on %d training images", type(extractor).__name__, self.split.unlabeled.numel())
+        extractor.fit(data.train.inputs[self.split.unlabeled])
+        self.feature_extractor = extractor
+        return SourceData(
+            train=ArrayDataset(extractor(data.train.inputs), data.train.labels),
+            test=ArrayDataset(extractor(data.test.inputs), data.test.labels),
+            class_names=data.class_names,
+        )
+
+    def feature_arguments(self) -> dict[str, Any]:
+        """What a classifier module needs to rebuild the fitted feature transform: nothing without one."""
+        self._loaded  # noqa: B018  (sets up)
+        if self.features is None:
+            return {}
+        return {"input_features": self.features, "raw_input_shape": self.raw_input_shape}
 
     @property
     def num_classes(self) -> int:

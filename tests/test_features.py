@@ -1,0 +1,110 @@
+"""Patch features: the encoding matches its definition, fitting is seeded, bad settings say why, and a run
+trained on features predicts raw images through its checkpoint."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssgan.data import SemiSupervisedDataModule
+from ssgan.data.sources import DigitsSource
+from ssgan.errors import SSGANError
+from ssgan.features import PatchKMeansFeatures
+from ssgan.predict import parse_arguments, run as predict_run
+from ssgan.train import train
+
+SMALL = {"num_centroids": 8, "patch_size": 3, "pool_grid": 2, "output_dim": 6, "num_patches": 2000}
+
+
+def digits_images() -> torch.Tensor:
+    return DigitsSource().load().train.inputs[:300]
+
+
+def test_triangle_encoding_matches_a_direct_computation() -> None:
+    features = PatchKMeansFeatures((1, 4, 4), num_centroids=2, patch_size=3, pool_grid=1, output_dim=1,
+                                   contrast_eps=0.0)
+    features.centroids.copy_(torch.tensor([[1.0] + [0.0] * 8, [0.0] * 8 + [1.0]]))
+    image = torch.arange(16.0).reshape(1, 1, 4, 4) ** 2
+    expected = torch.zeros(2)
+    for row in range(2):
+        for col in range(2):
+            patch = image[0, 0, row:row + 3, col:col + 3].flatten()
+            patch = (patch - patch.mean()) / patch.var().sqrt()  # contrast normalisation, identity whitening
+            distances = torch.stack([(patch - c).norm() for c in features.centroids])
+            expected += torch.relu(distances.mean() - distances) / 4  # the 4 positions pooled into 1 region
+    assert torch.allclose(features._pooled(image)[0], expected, atol=1e-5)
+
+
+def test_fit_is_seeded_and_scales_the_output() -> None:
+    images = digits_images()
+    first = PatchKMeansFeatures((1, 8, 8), **SMALL, seed=3).fit(images)
+    again = PatchKMeansFeatures((1, 8, 8), **SMALL, seed=3).fit(images)
+    other = PatchKMeansFeatures((1, 8, 8), **SMALL, seed=4).fit(images)
+    encoded = first(images)
+    assert encoded.shape == (300, 6)
+    assert torch.equal(encoded, again(images))
+    assert not torch.equal(encoded, other(images))
+    assert float(encoded.std()) == pytest.approx(0.35, rel=1e-3)
+    assert torch.allclose(first(images[:7]), encoded[:7], atol=1e-5)  # encoding is per image, batch-free
+
+
+def test_fit_leaves_the_global_random_state_alone() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    PatchKMeansFeatures((1, 8, 8), **SMALL).fit(digits_images())
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize(
+    ("shape", "options", "message"),
+    [
+        ((64,), {}, "needs images"),
+        ((1, 8, 8), {"patch_size": 9}, "patch_size=9 is larger"),
+        ((1, 8, 8), {"patch_size": 5, "pool_grid": 5}, "pool_grid=5 asks for more regions"),
+        ((1, 8, 8), {"num_centroids": 2, "pool_grid": 2, "output_dim": 9}, "output_dim=9 exceeds the 8"),
+        ((1, 8, 8), {"num_centroids": 0}, "num_centroids=0 must be a positive integer"),
+    ],
+)
+def test_bad_settings_name_the_field(shape, options, message) -> None:
+    with pytest.raises(SSGANError, match=message):
+        PatchKMeansFeatures(shape, **options)
+
+
+def test_unfitted_or_wrongly_shaped_inputs_are_refused() -> None:
+    features = PatchKMeansFeatures((1, 8, 8), **SMALL)
+    with pytest.raises(SSGANError, match="not fitted"):
+        features(digits_images())
+    with pytest.raises(SSGANError, match=r"images of shape \(1, 8, 8\), got \(1, 7, 7\)"):
+        features.fit(torch.rand(10, 1, 7, 7))
+
+
+def test_data_module_trains_on_features_of_the_unlabeled_pool() -> None:
+    data = SemiSupervisedDataModule(DigitsSource(), num_labeled=50, num_validation=100, batch_size=20,
+                                    features=functools.partial(PatchKMeansFeatures, **SMALL))
+    data.setup()
+    assert data.input_shape == (6,) and data.raw_input_shape == (1, 8, 8)
+    assert data.feature_extractor is not None
+    raw = DigitsSource().load()
+    assert torch.equal(data.data.train.labels, raw.train.labels)
+    assert torch.allclose(data.data.test.inputs, data.feature_extractor(raw.test.inputs))
+    # fitted on the unlabeled pool only: refitting on it gives the same transform
+    refit = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(raw.train.inputs[data.split.unlabeled])
+    assert torch.equal(refit.centroids, data.feature_extractor.centroids)
+    arguments = data.feature_arguments()
+    assert arguments["raw_input_shape"] == (1, 8, 8)
+
+
+def test_run_on_features_predicts_raw_images_from_its_checkpoint(tmp_path: Path) -> None:
+    from conftest import compose_run
+
+    overrides = ["trainer.max_epochs=2", "callbacks.health.sample_every_n_epochs=0", "data/features=patch_kmeans"]
+    overrides += [f"data.features.{key}={value}" for key, value in SMALL.items()]
+    metrics = train(compose_run(tmp_path, overrides))
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    accuracy = predict_run(parse_arguments([str(checkpoint), "--data", "digits", "-o", str(tmp_path / "p.csv")]))
+    assert accuracy == pytest.approx(metrics["test_acc"], abs=1e-6)
+    assert metrics["test_acc"] > 0.5  # 10 classes: features from 8 prototypes still carry the digits
