@@ -39,7 +39,10 @@ SUITES: dict[str, list[str]] = {
     "fashion_mnist_100": ["experiment=fashion_mnist_100"],
     "fashion_mnist_1000": ["experiment=fashion_mnist_1000"],
 }
-METHODS = ("ssgan", "supervised", "label_spreading", "self_training")
+METHODS = ("ssgan", "supervised", "label_spreading", "self_training", "self_training_on_features")
+# run only for suites whose recipe trains its networks on learnt features (data.features): scikit-learn's
+# self-training given the same features, to show how much of the gain is the representation
+FEATURE_METHODS = ("self_training_on_features",)
 
 
 def compose_run(suite: str, seed: int, model: str, output_dir: Path, extra: list[str]) -> Any:
@@ -50,12 +53,29 @@ def compose_run(suite: str, seed: int, model: str, output_dir: Path, extra: list
 
 
 def draw_split(suite: str, seed: int, workdir: Path, extra: list[str]) -> Any:
-    """The suite's data module with the (suite, seed) split drawn (no training) and saved beside the runs."""
+    """The suite's data module with the (suite, seed) split drawn (no training) and saved beside the runs.
+
+    It holds the pixels even where the recipe trains its networks on learnt features (``data.features``):
+    the split does not depend on them, and the scikit-learn methods are run on the pixels.
+    """
     folder = workdir / suite
     datamodule = instantiate(compose_run(suite, seed, "ssgan", folder, extra).data)
+    datamodule.features = None  # a recipe's learnt features are the networks' business: baselines get pixels
     datamodule.setup("fit")
     folder.mkdir(parents=True, exist_ok=True)
     datamodule.save_split(folder / f"split_seed{seed}.npz")
+    return datamodule
+
+
+def has_features(suite: str, extra: list[str]) -> bool:
+    """Whether the suite's recipe trains its networks on learnt features rather than on the pixels."""
+    return compose_run(suite, 0, "ssgan", Path("."), extra).data.get("features") is not None
+
+
+def featurised(suite: str, seed: int, workdir: Path, extra: list[str]) -> Any:
+    """The suite's data module with its features fitted as in the network runs (same data, seed and pool)."""
+    datamodule = instantiate(compose_run(suite, seed, "ssgan", workdir / suite, extra).data)
+    datamodule.setup("fit")
     return datamodule
 
 
@@ -136,6 +156,8 @@ def run_unit(suite: str, seed: int, methods: list[str], workdir: Path, extra: li
     for method in methods:
         if method in ("ssgan", "supervised"):
             result = network_run(suite, seed, method, workdir, extra, datamodule.split)
+        elif method in FEATURE_METHODS:
+            result = sklearn_run(method.removesuffix("_on_features"), featurised(suite, seed, workdir, extra))
         else:
             result = sklearn_run(method, datamodule)
         row = {"suite": suite, "num_labeled": num_labeled, "method": method, "seed": seed,
@@ -169,8 +191,10 @@ def main() -> None:
     rows: list[dict[str, Any]] = read_rows(args.output / "benchmarks.csv") if args.resume else []
     done = {(row["suite"], row["seed"], row["method"]) for row in rows}
     methods = [method for method in METHODS if method in args.methods]
+    featured = {suite for suite in args.suites if has_features(suite, extras[suite])}
     units = [(suite, seed, missing) for suite in args.suites for seed in args.seeds
-             if (missing := [method for method in methods if (suite, seed, method) not in done])]
+             if (missing := [method for method in methods if (suite, seed, method) not in done
+                             and (method not in FEATURE_METHODS or suite in featured)])]
     if args.jobs == 1:
         for suite, seed, missing in units:
             rows += run_unit(suite, seed, missing, args.workdir, extras[suite], None)

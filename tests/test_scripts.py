@@ -45,6 +45,19 @@ def test_benchmark_resume_runs_only_the_missing_methods(tmp_path: Path) -> None:
     assert not (tmp_path / "work" / "digits_50" / "ssgan_seed3").exists()  # no network was trained for the split
 
 
+def test_benchmark_adds_self_training_on_features_where_the_recipe_learns_them(tmp_path: Path) -> None:
+    features = ["data/features=patch_kmeans", "data.features.num_centroids=8", "data.features.patch_size=3",
+                "data.features.pool_grid=2", "data.features.output_dim=6", "data.features.num_patches=2000"]
+    result = run_script("benchmark.py", "--suites", "digits_50", "--seeds", "0", "--workdir", str(tmp_path / "work"),
+                        "--output", str(tmp_path / "out"), "--methods", "self_training", "self_training_on_features",
+                        "--", *features, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "benchmarks.csv")))
+    assert [r["method"] for r in rows] == ["self_training", "self_training_on_features"]
+    # the pixel baseline stays on the pixels: 6 features from 8 prototypes cannot score the same
+    assert rows[0]["test_acc"] != rows[1]["test_acc"]
+
+
 def test_throughput_reports_epoch_time_and_matmul_fraction(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     result = run_script("throughput.py", "--steps", "3", "--warmup", "2", "--precision", "32-true",
