@@ -146,16 +146,35 @@ class PatchKMeansFeatures(nn.Module):
         if not bool(self.fitted):
             raise SSGANError("the patch features are not fitted yet: call fit() on training images first")
         self._check_images(images, "features")
-        outputs = []
-        for start in range(0, len(images), self.batch_size):
-            pooled = self._pooled(images[start:start + self.batch_size].float())
-            outputs.append((pooled - self.pooled_mean) / self.pooled_scale @ self.projection)
+        outputs = [self._project(self._pooled(images[start:start + self.batch_size].float()))
+                   for start in range(0, len(images), self.batch_size)]
         return torch.cat(outputs) if outputs else images.new_zeros(0, self.output_dim)
+
+    def _project(self, pooled: Tensor) -> Tensor:
+        return (pooled - self.pooled_mean) / self.pooled_scale @ self.projection
+
+    def _pooled_in_batches(self, images: Tensor) -> Tensor:
+        return torch.cat([self._pooled(images[i:i + self.batch_size].float())
+                          for i in range(0, len(images), self.batch_size)])
 
     # ------------------------------------------------------------------------------------------- fitting
     @torch.no_grad()
     def fit(self, images: Tensor) -> PatchKMeansFeatures:
         """Learn whitening, centroids, pooled-feature scaling and projection from ``images`` (labels unused)."""
+        self._fit_prototypes(images)
+        self._fit_projection(self._pooled_in_batches(images))
+        return self
+
+    @torch.no_grad()
+    def fit_encode(self, images: Tensor, fit_rows: Tensor) -> Tensor:
+        """Fit on ``images[fit_rows]`` and return all of ``images`` encoded, pooling each image only once."""
+        self._fit_prototypes(images[fit_rows])
+        pooled = self._pooled_in_batches(images)
+        self._fit_projection(pooled[fit_rows])
+        return self._project(pooled)
+
+    def _fit_prototypes(self, images: Tensor) -> None:
+        """Patch whitening and the k-means prototypes, from a seeded sample of ``images``' patches."""
         self._check_images(images, "fit")
         if len(images) < 2:
             raise SSGANError(f"fitting the patch features needs at least 2 images, got {len(images)}")
@@ -178,8 +197,8 @@ class PatchKMeansFeatures(nn.Module):
                              @ eigenvectors.T)
         self.centroids.copy_(self._kmeans(centred @ self.whitening, generator))
 
-        pooled = torch.cat([self._pooled(images[i:i + self.batch_size])
-                            for i in range(0, len(images), self.batch_size)])
+    def _fit_projection(self, pooled: Tensor) -> None:
+        """Standardisation and principal directions of the pooled features, scaled to ``output_scale``."""
         self.pooled_mean.copy_(pooled.mean(0))
         self.pooled_scale.copy_(pooled.std(0) + 1e-3)
         standardised = (pooled - self.pooled_mean) / self.pooled_scale
@@ -189,7 +208,6 @@ class PatchKMeansFeatures(nn.Module):
         scale = (standardised @ directions).std().clamp(min=1e-12)
         self.projection.copy_(directions * (self.output_scale / scale))
         self.fitted.fill_(True)
-        return self
 
     def _kmeans(self, points: Tensor, generator: torch.Generator) -> Tensor:
         """Lloyd's k-means from randomly chosen points; an emptied cluster keeps its previous centroid."""

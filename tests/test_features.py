@@ -91,6 +91,7 @@ def test_data_module_trains_on_features_of_the_unlabeled_pool() -> None:
     raw = DigitsSource().load()
     assert torch.equal(data.data.train.labels, raw.train.labels)
     assert torch.allclose(data.data.test.inputs, data.feature_extractor(raw.test.inputs))
+    assert torch.allclose(data.data.train.inputs, data.feature_extractor(raw.train.inputs), atol=1e-5)
     # fitted on the unlabeled pool only: refitting on it gives the same transform
     refit = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(raw.train.inputs[data.split.unlabeled])
     assert torch.equal(refit.centroids, data.feature_extractor.centroids)

@@ -136,10 +136,10 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         assert self.split is not None
         extractor = self.features(input_shape=data.input_shape)
         log.info("fitting %s on %d training images", type(extractor).__name__, self.split.unlabeled.numel())
-        extractor.fit(data.train.inputs[self.split.unlabeled])
+        train_features = extractor.fit_encode(data.train.inputs, self.split.unlabeled)
         self.feature_extractor = extractor
         return SourceData(
-            train=ArrayDataset(extractor(data.train.inputs), data.train.labels),
+            train=ArrayDataset(train_features, data.train.labels),
             test=ArrayDataset(extractor(data.test.inputs), data.test.labels),
             class_names=data.class_names,
         )
