@@ -105,6 +105,8 @@ class PatchKMeansFeatures(nn.Module):
         self.register_buffer("pooled_mean", torch.zeros(pooled))
         self.register_buffer("pooled_scale", torch.ones(pooled))
         self.register_buffer("projection", torch.zeros(pooled, output_dim))
+        self.register_buffer("output_low", torch.zeros(output_dim))  # per-feature range of the fitted images
+        self.register_buffer("output_high", torch.ones(output_dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.register_buffer("pooling", region_averages(positions, pool_grid), persistent=False)
 
@@ -150,6 +152,14 @@ class PatchKMeansFeatures(nn.Module):
                    for start in range(0, len(images), self.batch_size)]
         return torch.cat(outputs) if outputs else images.new_zeros(0, self.output_dim)
 
+    def from_unit(self, unit: Tensor) -> Tensor:
+        """Map values in [0, 1] to each feature's range over the fitted images, as pixels span [0, 1].
+
+        A generator with a sigmoid output then makes features as bounded as it makes pixels; a linear output
+        can run away from the data and blow up the feature-matching loss.
+        """
+        return torch.addcmul(self.output_low, unit, self.output_high - self.output_low)
+
     def _project(self, pooled: Tensor) -> Tensor:
         return (pooled - self.pooled_mean) / self.pooled_scale @ self.projection
 
@@ -162,7 +172,9 @@ class PatchKMeansFeatures(nn.Module):
     def fit(self, images: Tensor) -> PatchKMeansFeatures:
         """Learn whitening, centroids, pooled-feature scaling and projection from ``images`` (labels unused)."""
         self._fit_prototypes(images)
-        self._fit_projection(self._pooled_in_batches(images))
+        pooled = self._pooled_in_batches(images)
+        self._fit_projection(pooled)
+        self._fit_range(self._project(pooled))
         return self
 
     @torch.no_grad()
@@ -171,7 +183,9 @@ class PatchKMeansFeatures(nn.Module):
         self._fit_prototypes(images[fit_rows])
         pooled = self._pooled_in_batches(images)
         self._fit_projection(pooled[fit_rows])
-        return self._project(pooled)
+        encoded = self._project(pooled)
+        self._fit_range(encoded[fit_rows])
+        return encoded
 
     def _fit_prototypes(self, images: Tensor) -> None:
         """Patch whitening and the k-means prototypes, from a seeded sample of ``images``' patches."""
@@ -207,6 +221,11 @@ class PatchKMeansFeatures(nn.Module):
             _, _, directions = torch.pca_lowrank(standardised, q=self.output_dim, center=False, niter=4)
         scale = (standardised @ directions).std().clamp(min=1e-12)
         self.projection.copy_(directions * (self.output_scale / scale))
+
+    def _fit_range(self, encoded: Tensor) -> None:
+        """Each feature's minimum and maximum over the fitted images: the range :meth:`from_unit` spans."""
+        self.output_low.copy_(encoded.amin(0))
+        self.output_high.copy_(encoded.amax(0))
         self.fitted.fill_(True)
 
     def _kmeans(self, points: Tensor, generator: torch.Generator) -> Tensor:

@@ -70,9 +70,13 @@ class SSGAN(ClassifierModule):
             raw_input_shape=raw_input_shape,
         )
         self.automatic_optimization = False
-        # feature vectors are unbounded (unlike pixels in [0, 1]), so G's output layer is then linear
-        generator_options = {"output_activation": "identity"} if input_features is not None else {}
-        self.generator = generator(output_shape=self.input_shape, **generator_options)
+        self.generator = generator(output_shape=self.input_shape)
+        output_activation = getattr(self.generator, "output_activation", "sigmoid")
+        if input_features is not None and output_activation != "sigmoid":
+            raise SSGANError(
+                f"model.generator.output_activation={output_activation!r}: with data.features it must be 'sigmoid', "
+                "whose [0, 1] output is mapped onto each feature's range"
+            )
         self.generator_optimizer_factory = generator_optimizer
         self.unlabeled_weight = unlabeled_weight
         self.feature_matching_distance = feature_matching_distance
@@ -98,8 +102,13 @@ class SSGAN(ClassifierModule):
         progress = min(1.0, epochs_done / rampup) if rampup > 0 else 1.0
         return self.consistency_weight * math.exp(-5.0 * (1.0 - progress) ** 2)
 
+    def generator_output(self, noise: Tensor) -> Tensor:
+        """G's samples as D's inputs: with input features, G's output in [0, 1] is mapped to the features' range."""
+        samples = self.generator(noise)
+        return self.input_features.from_unit(samples) if self.input_features is not None else samples
+
     def generate(self, count: int) -> Tensor:
-        return self.generator(self.generator.sample_noise(count, device=self.device))
+        return self.generator_output(self.generator.sample_noise(count, device=self.device))
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Any]:
         """Returns the detached losses and this step's health statistics (device tensors, no host sync)."""

@@ -29,7 +29,8 @@ def generate_samples(module: Any, count: int, seed: int) -> Tensor:
     device = next(generator.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        samples = generator(generator.sample_noise(count, device=device))
+        noise = generator.sample_noise(count, device=device)
+        samples = module.generator_output(noise) if hasattr(module, "generator_output") else generator(noise)
     generator.train(was_training)
     return samples
 

@@ -13,6 +13,9 @@ from ssgan.data import SemiSupervisedDataModule
 from ssgan.data.sources import DigitsSource
 from ssgan.errors import SSGANError
 from ssgan.features import PatchKMeansFeatures
+from ssgan.module import SSGAN
+from ssgan.nets import MLPDiscriminator, MLPGenerator
+from ssgan.sample import generate_samples
 from ssgan.predict import parse_arguments, run as predict_run
 from ssgan.train import train
 
@@ -109,3 +112,52 @@ def test_run_on_features_predicts_raw_images_from_its_checkpoint(tmp_path: Path)
     accuracy = predict_run(parse_arguments([str(checkpoint), "--data", "digits", "-o", str(tmp_path / "p.csv")]))
     assert accuracy == pytest.approx(metrics["test_acc"], abs=1e-6)
     assert metrics["test_acc"] > 0.5  # 10 classes: features from 8 prototypes still carry the digits
+
+
+def test_unit_interval_maps_onto_each_features_range_over_the_fitted_images() -> None:
+    images = digits_images()
+    features = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(images)
+    encoded = features(images)
+    assert torch.allclose(features.from_unit(torch.zeros(1, 6))[0], encoded.amin(0), atol=1e-6)
+    assert torch.allclose(features.from_unit(torch.ones(1, 6))[0], encoded.amax(0), atol=1e-6)
+    halfway = features.from_unit(torch.full((1, 6), 0.5))[0]
+    assert torch.allclose(halfway, (encoded.amin(0) + encoded.amax(0)) / 2, atol=1e-6)
+    # fit_encode records the range of the rows it fits on, like fit does
+    rows = torch.arange(0, 300, 2)
+    one_pass = PatchKMeansFeatures((1, 8, 8), **SMALL)
+    one_pass.fit_encode(images, rows)
+    refit = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(images[rows])
+    assert torch.allclose(one_pass.output_low, refit.output_low, atol=1e-5)
+    assert torch.allclose(one_pass.output_high, refit.output_high, atol=1e-5)
+
+
+def ssgan_on_features(**generator_options) -> SSGAN:
+    features = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(digits_images())
+    model = SSGAN(
+        discriminator=functools.partial(MLPDiscriminator, hidden_widths=(16,)),
+        generator=functools.partial(MLPGenerator, hidden_widths=(16,), **generator_options),
+        optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
+        input_shape=(6,), num_classes=10,
+        input_features=functools.partial(PatchKMeansFeatures, **SMALL), raw_input_shape=(1, 8, 8),
+    )
+    model.input_features.load_state_dict(features.state_dict())
+    return model
+
+
+def test_generator_on_features_stays_within_their_range() -> None:
+    model = ssgan_on_features()
+    with torch.no_grad():
+        model.generator.output.g.mul_(1e3)  # saturate the sigmoid: samples sit on the range's ends
+        samples = model.generate(64)
+    low, high = model.input_features.output_low, model.input_features.output_high
+    assert samples.shape == (64, 6)
+    assert bool(((samples >= low - 1e-6) & (samples <= high + 1e-6)).all())
+    assert bool((samples - low).abs().lt(1e-4).any() and (samples - high).abs().lt(1e-4).any())
+    torch.manual_seed(0)
+    drawn = generate_samples(model, 5, seed=1)
+    assert bool(((drawn >= low - 1e-6) & (drawn <= high + 1e-6)).all())
+
+
+def test_generator_on_features_must_end_in_a_sigmoid() -> None:
+    with pytest.raises(SSGANError, match="output_activation='identity': with data.features it must be 'sigmoid'"):
+        ssgan_on_features(output_activation="identity")
