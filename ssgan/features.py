@@ -161,11 +161,16 @@ class PatchKMeansFeatures(nn.Module):
         return torch.addcmul(self.output_low, unit, self.output_high - self.output_low)
 
     def _project(self, pooled: Tensor) -> Tensor:
-        return (pooled - self.pooled_mean) / self.pooled_scale @ self.projection
+        """Standardise and project in chunks: no temporary as large as ``pooled`` (gigabytes for 70k images)."""
+        return torch.cat([((chunk - self.pooled_mean) / self.pooled_scale) @ self.projection
+                          for chunk in pooled.split(4096)])
 
     def _pooled_in_batches(self, images: Tensor) -> Tensor:
-        return torch.cat([self._pooled(images[i:i + self.batch_size].float())
-                          for i in range(0, len(images), self.batch_size)])
+        """Filled in place: concatenating per-batch results would hold the pooled features twice."""
+        pooled = images.new_empty(len(images), self.num_centroids * self.pool_grid ** 2, dtype=torch.float32)
+        for start in range(0, len(images), self.batch_size):
+            pooled[start:start + self.batch_size] = self._pooled(images[start:start + self.batch_size].float())
+        return pooled
 
     # ------------------------------------------------------------------------------------------- fitting
     @torch.no_grad()
@@ -173,7 +178,7 @@ class PatchKMeansFeatures(nn.Module):
         """Learn whitening, centroids, pooled-feature scaling and projection from ``images`` (labels unused)."""
         self._fit_prototypes(images)
         pooled = self._pooled_in_batches(images)
-        self._fit_projection(pooled)
+        self._fit_projection(pooled.clone())
         self._fit_range(self._project(pooled))
         return self
 
@@ -212,10 +217,13 @@ class PatchKMeansFeatures(nn.Module):
         self.centroids.copy_(self._kmeans(centred @ self.whitening, generator))
 
     def _fit_projection(self, pooled: Tensor) -> None:
-        """Standardisation and principal directions of the pooled features, scaled to ``output_scale``."""
+        """Standardisation and principal directions of the pooled features, scaled to ``output_scale``.
+
+        Standardises ``pooled`` in place (callers pass a copy they no longer need) to halve peak memory.
+        """
         self.pooled_mean.copy_(pooled.mean(0))
         self.pooled_scale.copy_(pooled.std(0) + 1e-3)
-        standardised = (pooled - self.pooled_mean) / self.pooled_scale
+        standardised = pooled.sub_(self.pooled_mean).div_(self.pooled_scale)
         with torch.random.fork_rng(devices=[]):  # pca_lowrank draws from the global RNG: keep it untouched
             torch.manual_seed(self.seed)
             _, _, directions = torch.pca_lowrank(standardised, q=self.output_dim, center=False, niter=4)
