@@ -176,10 +176,7 @@ class PatchKMeansFeatures(nn.Module):
     @torch.no_grad()
     def fit(self, images: Tensor) -> PatchKMeansFeatures:
         """Learn whitening, centroids, pooled-feature scaling and projection from ``images`` (labels unused)."""
-        self._fit_prototypes(images)
-        pooled = self._pooled_in_batches(images)
-        self._fit_projection(pooled.clone())
-        self._fit_range(self._project(pooled))
+        self.fit_encode(images, torch.arange(len(images)))
         return self
 
     @torch.no_grad()
@@ -187,7 +184,7 @@ class PatchKMeansFeatures(nn.Module):
         """Fit on ``images[fit_rows]`` and return all of ``images`` encoded, pooling each image only once."""
         self._fit_prototypes(images[fit_rows])
         pooled = self._pooled_in_batches(images)
-        self._fit_projection(pooled[fit_rows])
+        self._fit_projection(pooled[fit_rows])  # indexing copies: the projection fit may overwrite it
         encoded = self._project(pooled)
         self._fit_range(encoded[fit_rows])
         return encoded

@@ -29,8 +29,7 @@ def generate_samples(module: Any, count: int, seed: int) -> Tensor:
     device = next(generator.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        noise = generator.sample_noise(count, device=device)
-        samples = module.generator_output(noise) if hasattr(module, "generator_output") else generator(noise)
+        samples = module.generator_output(generator.sample_noise(count, device=device))
     generator.train(was_training)
     return samples
 
