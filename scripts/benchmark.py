@@ -123,24 +123,30 @@ def hardware() -> str:
     return f"{device_name(device)} (torch {torch.__version__})"
 
 
+def device_of(hardware: str) -> str:
+    """The table's device column: "CPU" for every CPU row (threads and models vary between machines; the header
+    lists them), the GPU's name otherwise, so GPU runs get rows of their own instead of joining the CPU means."""
+    return "CPU" if "CPU thread" in hardware else hardware.split(" (torch")[0]
+
+
 def summarise(rows: list[dict[str, Any]], jobs: int = 1) -> str:
-    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    cells: dict[tuple[str, int, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        cells[(row["suite"], row["num_labeled"], row["method"])].append(row)
+        cells[(row["suite"], row["num_labeled"], row["method"], device_of(row["hardware"]))].append(row)
     lines = [
         f"Hardware: {'; '.join(sorted({row['hardware'] for row in rows}))}; {jobs} run(s) at a time.",
         "",
-        "| dataset | labels | method | test accuracy (mean ± std) | n | wall s / run | train samples/s |",
-        "| --- | ---: | --- | --- | ---: | ---: | ---: |",
+        "| dataset | labels | method | device | test accuracy (mean ± std) | n | wall s / run | train samples/s |",
+        "| --- | ---: | --- | --- | --- | ---: | ---: | ---: |",
     ]
-    for (suite, num_labeled, method), group in cells.items():
+    for (suite, num_labeled, method, device), group in cells.items():
         accs = [100 * r["test_acc"] for r in group]
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         wall = statistics.mean(r["wall_seconds"] for r in group)
         speeds = [r["samples_per_second"] for r in group if r["samples_per_second"]]
         speed = f"{statistics.mean(speeds):,.0f}" if speeds else "–"
         dataset = suite.rsplit("_", 1)[0]
-        lines.append(f"| {dataset} | {num_labeled} | {method} | {statistics.mean(accs):.2f} ± {std:.2f} | "
+        lines.append(f"| {dataset} | {num_labeled} | {method} | {device} | {statistics.mean(accs):.2f} ± {std:.2f} | "
                      f"{len(accs)} | {wall:.0f} | {speed} |")
     return "\n".join(lines) + "\n"
 

@@ -1,6 +1,7 @@
 """The benchmark and throughput scripts end to end on tiny settings (figures are checked for shape, not speed)."""
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -69,3 +70,16 @@ def test_throughput_reports_epoch_time_and_matmul_fraction(tmp_path: Path) -> No
     assert 3.0 < figures["gflop_per_step"] < 4.5  # the paper's MNIST networks at batch 100 + 100 + 100
     assert 0.0 < figures["fraction_of_matmul"]
     assert figures["page_faults_per_step"] is None or figures["page_faults_per_step"] >= 0
+
+
+def test_benchmark_table_keeps_gpu_runs_apart_from_cpu_runs() -> None:
+    spec = importlib.util.spec_from_file_location("benchmark_script", ROOT / "scripts" / "benchmark.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    row = {"suite": "digits_50", "num_labeled": 50, "method": "ssgan", "wall_seconds": 10.0, "samples_per_second": 5.0}
+    rows = [{**row, "seed": 0, "test_acc": 0.90, "hardware": "AMD EPYC, 1 CPU threads (torch 2.13.0+cpu)"},
+            {**row, "seed": 1, "test_acc": 0.92, "hardware": "x86_64, 2 CPU threads (torch 2.13.0+cpu)"},
+            {**row, "seed": 0, "test_acc": 0.80, "hardware": "NVIDIA H200 (torch 2.11.0+cu130)"}]
+    table = benchmark.summarise(rows)
+    assert "| digits | 50 | ssgan | CPU | 91.00 ± 1.41 | 2 |" in table  # CPU machines share a row
+    assert "| digits | 50 | ssgan | NVIDIA H200 | 80.00 ± 0.00 | 1 |" in table
