@@ -110,6 +110,26 @@ class PatchKMeansFeatures(nn.Module):
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.register_buffer("pooling", region_averages(positions, pool_grid), persistent=False)
 
+    def settings(self) -> dict[str, object]:
+        """Everything the fitted transform depends on besides the images (the feature cache's key).
+
+        ``batch_size`` is left out: it bounds memory and changes the features by rounding at most.
+        """
+        return {
+            "transform": f"{type(self).__module__}.{type(self).__qualname__}",
+            "input_shape": list(self.input_shape),
+            "num_centroids": self.num_centroids,
+            "patch_size": self.patch_size,
+            "pool_grid": self.pool_grid,
+            "output_dim": self.output_dim,
+            "kmeans_iterations": self.kmeans_iterations,
+            "num_patches": self.num_patches,
+            "contrast_eps": self.contrast_eps,
+            "whitening_eps": self.whitening_eps,
+            "output_scale": self.output_scale,
+            "seed": self.seed,
+        }
+
     @property
     def output_shape(self) -> tuple[int]:
         return (self.output_dim,)

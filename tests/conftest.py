@@ -34,6 +34,14 @@ def compose_run(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
 compose_config = compose_run
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own empty cache folder (paths.cache_dir), never the user's ~/.cache/ssgan."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("SSGAN_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def make_config(tmp_path: Path):
     """``make_config(name, *overrides)`` -> a config whose run directory is ``tmp_path / name``."""

@@ -16,6 +16,7 @@ from ssgan.data.sources import ArrayDataset, Source, SourceData, check_finite, c
 from ssgan.data.split import Split, make_split, resolve_labeled_count
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
 from ssgan.errors import SSGANError
+from ssgan.feature_cache import fitted_features
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     which examples are labeled, independently of the training seed. ``features`` (e.g. a partial of
     :class:`ssgan.features.PatchKMeansFeatures`) is fitted on the unlabeled pool's images once and replaces
     every example by its feature vector, so the networks train on features and a checkpoint carries the
-    fitted transform for prediction.
+    fitted transform for prediction; with ``features_cache_dir`` a fit is saved there and reused by later runs
+    with the same data, unlabeled pool and feature settings (see :mod:`ssgan.feature_cache`).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         stream_seed: int = 0,
         root: str | None = None,
         features: Callable[..., Any] | None = None,
+        features_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         for name, value, optional in (
@@ -94,6 +97,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.stream_seed = stream_seed
         self.features = features
+        self.features_cache_dir = features_cache_dir
         self.feature_extractor: Any = None  # the fitted ``features`` module, once set up
         self.raw_input_shape: tuple[int, ...] | None = None
         self.data: SourceData | None = None
@@ -135,12 +139,13 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         """Fit ``features`` on the unlabeled pool's images (labels unused, validation excluded), map all."""
         assert self.split is not None
         extractor = self.features(input_shape=data.input_shape)
-        log.info("fitting %s on %d training images", type(extractor).__name__, self.split.unlabeled.numel())
-        train_features = extractor.fit_encode(data.train.inputs, self.split.unlabeled)
+        train_features, test_features = fitted_features(
+            extractor, data.train.inputs, self.split.unlabeled, data.test.inputs, self.features_cache_dir
+        )
         self.feature_extractor = extractor
         return SourceData(
             train=ArrayDataset(train_features, data.train.labels),
-            test=ArrayDataset(extractor(data.test.inputs), data.test.labels),
+            test=ArrayDataset(test_features, data.test.labels),
             class_names=data.class_names,
         )
 

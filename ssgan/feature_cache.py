@@ -1,0 +1,91 @@
+"""A disk cache of fitted feature transforms and the features they produced.
+
+Fitting patch features on 60,000 images takes minutes on a CPU, and a benchmark or a sweep fits the same ones
+again and again: the SSGAN, the supervised baseline and self-training on features of one seed share them, and
+so do all label budgets of a seed (the unlabeled pool is every training example outside validation). An entry
+is keyed by the transform's settings and the exact bytes of the training images, the rows it is fitted on and
+the test images, so a changed image, split or setting can never reuse a stale fit. Entries are written to a
+temporary file and renamed, so concurrent runs (benchmark jobs, DDP ranks) never read a half-written one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+# bump when a transform's fitting changes its results, so entries written by older code are not reused
+CACHE_VERSION = 1
+
+
+def cache_key(settings: dict[str, Any], train_inputs: Tensor, fit_rows: Tensor, test_inputs: Tensor) -> str:
+    """SHA-256 over the settings and the bytes, dtype and shape of the images and the fitted rows."""
+    digest = hashlib.sha256(json.dumps({"cache_version": CACHE_VERSION, **settings}, sort_keys=True).encode())
+    for tensor in (train_inputs, fit_rows, test_inputs):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _load(path: Path, extractor: torch.nn.Module) -> tuple[Tensor, Tensor] | None:
+    """The cached (train, test) features with ``extractor`` restored, or None if the entry is unusable."""
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+        extractor.load_state_dict(entry["state"])
+        return entry["train"], entry["test"]
+    except Exception as error:  # a truncated or foreign file: fit again and overwrite it
+        log.warning("ignoring the unreadable feature cache entry %s (%s); fitting again", path, error)
+        return None
+
+
+def _save(path: Path, extractor: torch.nn.Module, train: Tensor, test: Tensor) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")  # the umask's permissions
+    try:
+        torch.save({"state": extractor.state_dict(), "train": train, "test": test}, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def fitted_features(
+    extractor: torch.nn.Module,
+    train_inputs: Tensor,
+    fit_rows: Tensor,
+    test_inputs: Tensor,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Fit ``extractor`` on ``train_inputs[fit_rows]`` and encode the training and test inputs.
+
+    With ``cache_dir``, an earlier fit with the same settings and data is loaded instead (the extractor's
+    fitted buffers included); extractors without a ``settings()`` method are always fitted.
+    """
+    settings = getattr(extractor, "settings", None)
+    path = None
+    if cache_dir is not None and callable(settings):
+        key = cache_key(settings(), train_inputs, fit_rows, test_inputs)
+        path = Path(cache_dir).expanduser() / f"{type(extractor).__name__}-{key[:32]}.pt"
+        if path.exists() and (cached := _load(path, extractor)) is not None:
+            log.info("loaded the fitted %s from %s", type(extractor).__name__, path)
+            return cached
+    log.info("fitting %s on %d training images", type(extractor).__name__, fit_rows.numel())
+    train = extractor.fit_encode(train_inputs, fit_rows)
+    test = extractor(test_inputs)
+    if path is not None:
+        try:
+            _save(path, extractor, train, test)
+            log.info("saved the fitted %s to %s", type(extractor).__name__, path)
+        except OSError as error:  # a full or read-only disk must not stop the run
+            log.warning("could not write the feature cache entry %s (%s)", path, error)
+    return train, test

@@ -1,0 +1,94 @@
+"""The fitted-features cache: a second fit with the same settings and data is loaded, anything else is fitted."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssgan.data import SemiSupervisedDataModule
+from ssgan.data.sources import DigitsSource
+from ssgan.feature_cache import fitted_features
+from ssgan.features import PatchKMeansFeatures
+
+SMALL = {"num_centroids": 8, "patch_size": 3, "pool_grid": 2, "output_dim": 6, "num_patches": 2000}
+
+
+def images() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    data = DigitsSource().load()
+    return data.train.inputs[:300], torch.arange(0, 300, 2), data.test.inputs[:50]
+
+
+def refuse_to_fit(*args, **kwargs):
+    raise AssertionError("fitted again although the cache holds this fit")
+
+
+def test_the_same_fit_is_loaded_with_its_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    train, rows, test = images()
+    first = PatchKMeansFeatures((1, 8, 8), seed=3, **SMALL)
+    train_features, test_features = fitted_features(first, train, rows, test, tmp_path)
+    assert len(list(tmp_path.glob("PatchKMeansFeatures-*.pt"))) == 1
+
+    monkeypatch.setattr(PatchKMeansFeatures, "fit_encode", refuse_to_fit)
+    second = PatchKMeansFeatures((1, 8, 8), seed=3, batch_size=7, **SMALL)  # batch size only bounds memory
+    cached_train, cached_test = fitted_features(second, train, rows, test, tmp_path)
+    assert torch.equal(cached_train, train_features) and torch.equal(cached_test, test_features)
+    for name, buffer in first.state_dict().items():
+        assert torch.equal(second.state_dict()[name], buffer), name
+    assert bool(second.fitted)
+    assert torch.allclose(second(test), test_features, atol=1e-5)  # the restored transform encodes like the fitted one
+
+
+@pytest.mark.parametrize("change", ["seed", "settings", "images", "rows"])
+def test_other_settings_or_data_are_fitted_again(tmp_path: Path, change: str) -> None:
+    train, rows, test = images()
+    fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    settings = {**SMALL, "output_dim": 5} if change == "settings" else SMALL
+    extractor = PatchKMeansFeatures((1, 8, 8), seed=1 if change == "seed" else 0, **settings)
+    if change == "images":
+        train = train.clone()
+        train[0, 0, 0, 0] += 0.5
+    if change == "rows":
+        rows = rows[1:]
+    fitted_features(extractor, train, rows, test, tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_without_a_cache_folder_nothing_is_written(tmp_path: Path) -> None:
+    train, rows, test = images()
+    fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, None)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unreadable_entry_is_fitted_again_and_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    train, rows, test = images()
+    expected, _ = fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    (entry,) = tmp_path.glob("*.pt")
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated, as by a full disk
+    with caplog.at_level(logging.WARNING, logger="ssgan.feature_cache"):
+        again, _ = fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    assert "unreadable feature cache entry" in caplog.text and str(entry) in caplog.text
+    assert torch.allclose(again, expected)
+    loaded, _ = fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    assert torch.equal(loaded, again)  # the rewritten entry is whole
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_data_modules_of_one_seed_share_the_fit_across_label_budgets(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def data_module(num_labeled: int) -> SemiSupervisedDataModule:
+        return SemiSupervisedDataModule(DigitsSource(), num_labeled=num_labeled, split_seed=0,
+                                        features=functools.partial(PatchKMeansFeatures, seed=0, **SMALL),
+                                        features_cache_dir=str(tmp_path))
+
+    first = data_module(50)
+    first.setup("fit")
+    monkeypatch.setattr(PatchKMeansFeatures, "fit_encode", refuse_to_fit)
+    second = data_module(100)  # another budget: same unlabeled pool (every training example)
+    second.setup("fit")
+    assert torch.equal(second.data.train.inputs, first.data.train.inputs)
+    assert torch.equal(second.data.test.inputs, first.data.test.inputs)
+    assert torch.equal(second.feature_extractor.projection, first.feature_extractor.projection)
