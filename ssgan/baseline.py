@@ -50,7 +50,7 @@ class SupervisedBaseline(ClassifierModule):
         self.ensure_initialised(labeled_inputs)
         logits, _ = self.discriminator(labeled_inputs)
         loss = supervised_loss(logits, targets)
-        self.log("train_loss_labeled", loss.detach(), on_step=False, on_epoch=True, sync_dist=True)
+        self.epoch_losses.add({"loss_labeled": loss})
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

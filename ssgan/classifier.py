@@ -14,7 +14,7 @@ from ssgan.allocator import keep_freed_memory
 from ssgan.checkpointing import capture_rng_state, restore_rng_state
 from ssgan.ema import WeightAverage
 from ssgan.errors import SSGANError
-from ssgan.metrics import classification_metrics
+from ssgan.metrics import EpochMeans, classification_metrics
 from ssgan.nets.layers import data_dependent_init
 
 NetworkFactory = Callable[..., nn.Module]
@@ -57,6 +57,7 @@ class ClassifierModule(pl.LightningModule):
         self.augmentation = augmentation
         self.val_metrics = classification_metrics(num_classes, prefix="val_")
         self.test_metrics = classification_metrics(num_classes, prefix="test_")
+        self.epoch_losses = EpochMeans()  # logged as train_<name> at each epoch's end
         self.test_results: dict[str, Any] = {}
         self.initialised = False  # saved with the weights through get_extra_state
         self._pending_rng_state: dict[str, Any] | None = None
@@ -174,8 +175,15 @@ class ClassifierModule(pl.LightningModule):
         results = self._log_collection(self.test_metrics)
         self.test_results = {name: value.detach().cpu() for name, value in results.items()}
 
+    def on_train_epoch_start(self) -> None:
+        self.epoch_losses.pop()  # an epoch cut short (or resumed mid-way) does not leak into the next one
+
     def on_train_epoch_end(self) -> None:
-        """Manual optimisation does not step schedulers for us."""
+        """Log the epoch's mean training losses (under DDP: the mean over ranks, not rank 0's share); step the
+        schedulers, which manual optimisation does not step for us."""
+        means = self.epoch_losses.pop()
+        if means:
+            self.log_dict({f"train_{name}": value for name, value in means.items()}, sync_dist=True)
         if self.automatic_optimization:
             return
         schedulers = self.lr_schedulers()

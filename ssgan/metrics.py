@@ -1,7 +1,10 @@
-"""One torchmetrics collection per stage: micro accuracy (the paper's error rate), macro accuracy, confusion."""
+"""One torchmetrics collection per stage: micro accuracy (the paper's error rate), macro accuracy, confusion;
+and the training losses' epoch means."""
 
 from __future__ import annotations
 
+import torch
+from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
@@ -17,3 +20,31 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
         prefix=prefix,
         compute_groups=False,
     )
+
+
+class EpochMeans:
+    """Running sums of each step's scalar losses, as device tensors: one fused add per step, no host sync.
+
+    The modules log the means once per epoch instead of calling Lightning's ``self.log`` every step, which
+    costs about a millisecond per call and per metric (it walks the logged metric's state each time): 4 ms of
+    a 13 ms GPU step.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.steps = 0
+
+    def add(self, values: dict[str, Tensor]) -> None:
+        if not self.sums:
+            self.sums = {name: value.detach().float().clone() for name, value in values.items()}
+        elif values.keys() != self.sums.keys():
+            raise ValueError(f"losses {sorted(values)} differ from this epoch's {sorted(self.sums)}")
+        else:
+            torch._foreach_add_(list(self.sums.values()), [value.detach().float() for value in values.values()])
+        self.steps += 1
+
+    def pop(self) -> dict[str, Tensor]:
+        """The means since the last pop (empty when no step was added), and start again."""
+        means = {name: total / self.steps for name, total in self.sums.items()}
+        self.sums, self.steps = {}, 0
+        return means

@@ -165,9 +165,7 @@ class SSGAN(ClassifierModule):
             "loss_unlabeled": loss_unlabeled.detach(),
             "loss_g": loss_g.detach(),
         }
-        self.log_dict(  # under DDP: the mean over ranks, not rank 0's share
-            {f"train_{name}": value for name, value in losses.items()}, on_step=False, on_epoch=True, sync_dist=True
-        )
+        self.epoch_losses.add(losses)
         real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
         health = {
             "d_accuracy_real": (real_probability(real_logits) > 0.5).float().mean(),

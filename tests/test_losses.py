@@ -101,3 +101,20 @@ def test_consistency_loss_by_hand_and_no_gradient_into_the_target() -> None:
     assert loss.item() == pytest.approx(0.5 * 0.125, rel=1e-6)
     loss.backward()
     assert target.grad is None and logits.grad is not None and logits.grad[0].abs().sum() > 0
+
+
+def test_epoch_means_average_each_loss_over_the_steps_and_start_again() -> None:
+    from ssgan.metrics import EpochMeans
+
+    means = EpochMeans()
+    assert means.pop() == {}
+    means.add({"loss_d": torch.tensor(1.0), "loss_g": torch.tensor(4.0)})
+    means.add({"loss_d": torch.tensor(3.0), "loss_g": torch.tensor(5.0, requires_grad=True)})
+    result = means.pop()
+    assert result["loss_d"].item() == 2.0 and result["loss_g"].item() == 4.5
+    assert not result["loss_g"].requires_grad  # no graph kept across steps
+    assert means.pop() == {}
+    means.add({"loss_d": torch.tensor(7.0)})
+    with pytest.raises(ValueError, match="differ"):
+        means.add({"loss_g": torch.tensor(1.0)})
+    assert means.pop()["loss_d"].item() == 7.0

@@ -1,5 +1,6 @@
 """End-to-end runs of the real configs composed through Hydra, and the user-facing errors of ssgan-train."""
 
+import csv
 import json
 import math
 import os
@@ -126,3 +127,14 @@ def test_recipe_options_train_end_to_end(tmp_path: Path, model: str) -> None:
     assert cfg.model.augmentation.max_shift == 1
     metrics = train(cfg)
     assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["num_labeled"] == 50
+
+
+@pytest.mark.parametrize(("model", "losses"), [("ssgan", ["loss_d", "loss_g", "loss_labeled", "loss_unlabeled"]),
+                                               ("supervised", ["loss_labeled"])])
+def test_training_losses_are_logged_once_per_epoch(tmp_path: Path, model: str, losses: list[str]) -> None:
+    train(compose_config(tmp_path, [*SHORT, f"model={model}", "callbacks.checkpoint=null"]))
+    rows = list(csv.DictReader(open(tmp_path / "logs" / "metrics.csv")))
+    logged = [row for row in rows if row.get(f"train_{losses[0]}")]
+    assert [int(row["epoch"]) for row in logged] == [0, 1]
+    for row in logged:
+        assert all(math.isfinite(float(row[f"train_{name}"])) for name in losses)
