@@ -4,17 +4,20 @@ Fitting patch features on 60,000 images takes minutes on a CPU, and a benchmark 
 again and again: the SSGAN, the supervised baseline and self-training on features of one seed share them, and
 so do all label budgets of a seed (the unlabeled pool is every training example outside validation). An entry
 is keyed by the transform's settings and the exact bytes of the training images, the rows it is fitted on and
-the test images, so a changed image, split or setting can never reuse a stale fit. Entries are written to a
-temporary file and renamed, so concurrent runs (benchmark jobs, DDP ranks) never read a half-written one.
+the test images, so a changed image, split or setting can never reuse a stale fit. Runs that need one entry
+at the same time (DDP ranks, benchmark or sweep jobs) take turns on a lock file beside it, so it is fitted
+once; entries are written to a temporary file and renamed, so no run ever reads a half-written one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,34 @@ def _save(path: Path, extractor: torch.nn.Module, train: Tensor, test: Tensor) -
             os.remove(temporary)
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if needed) while the block runs.
+
+    Runs that need the same entry at once (DDP ranks, benchmark jobs or sweep jobs of one seed) then fit it once:
+    the first fits and saves while the others wait, then load. Where no lock can be had (no ``fcntl``, or a
+    filesystem without locks) the block runs unlocked and such runs each fit, as without a cache.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not a Unix system
+        yield
+        return
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a")
+    except OSError as error:
+        log.warning("could not open the feature cache lock %s (%s); fitting without it", lock_path, error)
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as error:
+            log.warning("could not lock %s (%s); fitting without the lock", lock_path, error)
+        yield  # closing the handle releases the lock
+
+
 def fitted_features(
     extractor: torch.nn.Module,
     train_inputs: Tensor,
@@ -69,23 +100,28 @@ def fitted_features(
     """Fit ``extractor`` on ``train_inputs[fit_rows]`` and encode the training and test inputs.
 
     With ``cache_dir``, an earlier fit with the same settings and data is loaded instead (the extractor's
-    fitted buffers included); extractors without a ``settings()`` method are always fitted.
+    fitted buffers included), and runs asking for the same entry at once fit it once; extractors without a
+    ``settings()`` method are always fitted.
     """
     settings = getattr(extractor, "settings", None)
-    path = None
-    if cache_dir is not None and callable(settings):
-        key = cache_key(settings(), train_inputs, fit_rows, test_inputs)
-        path = Path(cache_dir).expanduser() / f"{type(extractor).__name__}-{key[:32]}.pt"
+    if cache_dir is None or not callable(settings):
+        return _fit(extractor, train_inputs, fit_rows, test_inputs)
+    key = cache_key(settings(), train_inputs, fit_rows, test_inputs)
+    path = Path(cache_dir).expanduser() / f"{type(extractor).__name__}-{key[:32]}.pt"
+    with exclusive(path.with_suffix(".lock")):
         if path.exists() and (cached := _load(path, extractor)) is not None:
             log.info("loaded the fitted %s from %s", type(extractor).__name__, path)
             return cached
-    log.info("fitting %s on %d training images", type(extractor).__name__, fit_rows.numel())
-    train = extractor.fit_encode(train_inputs, fit_rows)
-    test = extractor(test_inputs)
-    if path is not None:
+        train, test = _fit(extractor, train_inputs, fit_rows, test_inputs)
         try:
             _save(path, extractor, train, test)
             log.info("saved the fitted %s to %s", type(extractor).__name__, path)
         except OSError as error:  # a full or read-only disk must not stop the run
             log.warning("could not write the feature cache entry %s (%s)", path, error)
-    return train, test
+        return train, test
+
+
+def _fit(extractor: torch.nn.Module, train_inputs: Tensor, fit_rows: Tensor,
+         test_inputs: Tensor) -> tuple[Tensor, Tensor]:
+    log.info("fitting %s on %d training images", type(extractor).__name__, fit_rows.numel())
+    return extractor.fit_encode(train_inputs, fit_rows), extractor(test_inputs)

@@ -92,3 +92,38 @@ def test_data_modules_of_one_seed_share_the_fit_across_label_budgets(tmp_path: P
     assert torch.equal(second.data.train.inputs, first.data.train.inputs)
     assert torch.equal(second.data.test.inputs, first.data.test.inputs)
     assert torch.equal(second.feature_extractor.projection, first.feature_extractor.projection)
+
+
+CHILD = """
+import sys, time, torch
+from ssgan.data.sources import DigitsSource
+from ssgan.feature_cache import fitted_features
+from ssgan.features import PatchKMeansFeatures
+
+fit_encode = PatchKMeansFeatures.fit_encode
+def slow_fit_encode(self, *args):
+    print("fitting", flush=True)
+    time.sleep(3)  # long enough that the other run asks for the entry meanwhile
+    return fit_encode(self, *args)
+PatchKMeansFeatures.fit_encode = slow_fit_encode
+data = DigitsSource().load()
+extractor = PatchKMeansFeatures((1, 8, 8), num_centroids=8, patch_size=3, pool_grid=2, output_dim=6,
+                                num_patches=2000)
+train, test = fitted_features(extractor, data.train.inputs[:300], torch.arange(300), data.test.inputs[:50],
+                              sys.argv[1])
+print("sum", round(float(train.double().sum()), 6), flush=True)
+"""
+
+
+def test_runs_asking_for_one_entry_at_once_fit_it_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    runs = [subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err[-2000:] for _, err in outputs]
+    fits = sum(out.count("fitting") for out, _ in outputs)
+    assert fits == 1, outputs
+    sums = {line for out, _ in outputs for line in out.splitlines() if line.startswith("sum")}
+    assert len(sums) == 1  # the waiting run got exactly the features the other one fitted
