@@ -7,6 +7,7 @@ import torch
 
 from ssgan import config
 from ssgan.config import cpu_has_native_bf16, cpu_model, fast_precision
+from tests.conftest import compose_run
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
@@ -32,3 +33,14 @@ def test_cpu_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, nati
     assert fast_precision("cpu") == expected
     if not torch.cuda.is_available():
         assert fast_precision("auto") == expected
+
+
+def test_the_features_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SSGAN_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    assert compose_run(tmp_path).data.features_cache_dir == "/xdg/ssgan/features"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert compose_run(tmp_path).data.features_cache_dir == "~/.cache/ssgan/features"
+    monkeypatch.setenv("SSGAN_CACHE_DIR", "/own")
+    assert compose_run(tmp_path).data.features_cache_dir == "/own/features"
+    assert compose_run(tmp_path, ["data.features_cache_dir=null"]).data.features_cache_dir is None
