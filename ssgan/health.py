@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ssgan.errors import SSGANError
 from ssgan.images import is_image_shape, save_image_grid
+from ssgan.metrics import EpochMeans
 from ssgan.sample import generate_samples
 
 log = logging.getLogger("ssgan")
@@ -90,11 +91,10 @@ class GANHealth(pl.Callback):
         self.patience = patience
         self.history: list[dict[str, Any]] = []
         self.warnings: list[str] = []
-        self._sums: dict[str, Tensor] = {}
-        self._steps = 0
+        self._means = EpochMeans()  # this epoch's per-step health statistics
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._sums, self._steps = {}, 0
+        self._means.pop()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -102,13 +102,10 @@ class GANHealth(pl.Callback):
         health = outputs.get("health") if isinstance(outputs, dict) else None
         if not health:
             return
-        for name, value in health.items():
-            value = value.detach()
-            self._sums[name] = self._sums[name] + value if name in self._sums else value.clone()
-        self._steps += 1
+        self._means.add(health)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._steps == 0:
+        if self._means.steps == 0:
             return
         record = self.epoch_record(trainer.current_epoch)
         self.history.append(record)
@@ -124,12 +121,12 @@ class GANHealth(pl.Callback):
 
     def epoch_record(self, epoch: int) -> dict[str, Any]:
         """Means over the epoch's steps (one host transfer) plus the generated class shares and their entropy."""
-        sums = {name: value.cpu() for name, value in self._sums.items()}
+        means = {name: value.cpu() for name, value in self._means.pop().items()}
         record: dict[str, Any] = {"epoch": epoch}
-        for name, value in sums.items():
+        for name, value in means.items():
             if name != "generated_class_counts":
-                record[name] = float(value) / self._steps
-        counts = sums["generated_class_counts"]
+                record[name] = float(value)
+        counts = means["generated_class_counts"]  # mean counts per step: the shares are the same
         record["generated_class_share"] = (counts.double() / counts.sum().clamp(min=1)).tolist()
         record["generated_class_entropy"] = class_share_entropy(counts)
         record["generated_class_entropy_max"] = math.log(counts.numel())
