@@ -61,8 +61,9 @@ def page_faults() -> int | None:
 class StepTimer(pl.Callback):
     """Wall time of training steps after ``warmup`` steps; FLOPs of one step counted by FlopCounterMode."""
 
-    def __init__(self, warmup: int, profile: bool = False) -> None:
+    def __init__(self, warmup: int, profile: bool = False, profile_by: str = "total") -> None:
         self.warmup = warmup
+        self.profile_by = profile_by
         self.profiler: torch.profiler.profile | None = None
         if profile:
             activities = [torch.profiler.ProfilerActivity.CPU]
@@ -111,8 +112,9 @@ class StepTimer(pl.Callback):
         self.device = module.device
         if self.profiler is not None:
             self.profiler.__exit__(None, None, None)
-            sort = "cuda_time_total" if module.device.type == "cuda" else "cpu_time_total"
-            print(self.profiler.key_averages().table(sort_by=sort, row_limit=25))
+            device = "cuda" if module.device.type == "cuda" else "cpu"
+            sort = f"{device}_time_total" if self.profile_by == "total" else f"self_{device}_time_total"
+            print(self.profiler.key_averages().table(sort_by=sort, row_limit=30))
 
 
 def matmul_flop_rate(device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
@@ -146,6 +148,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the timed steps")
+    parser.add_argument("--profile-by", choices=("total", "self"), default="total",
+                        help="sort the profile by time including callees (total) or by each op's own time (self)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the model, e.g. model.use_ema=false")
     args = parser.parse_args()
     if args.threads:
@@ -159,7 +163,7 @@ def main() -> None:
     datamodule = SemiSupervisedDataModule(RandomImages(), num_labeled=100, batch_size=args.batch_size)
     datamodule.setup("fit")
     model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=10)
-    timer = StepTimer(args.warmup, args.profile)
+    timer = StepTimer(args.warmup, args.profile, args.profile_by)
     trainer = pl.Trainer(
         accelerator=args.accelerator, precision=args.precision, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -72,6 +72,16 @@ def test_throughput_reports_epoch_time_and_matmul_fraction(tmp_path: Path) -> No
     assert figures["page_faults_per_step"] is None or figures["page_faults_per_step"] >= 0
 
 
+def test_throughput_profile_sorts_ops_by_their_own_time(tmp_path: Path) -> None:
+    result = run_script("throughput.py", "--steps", "2", "--warmup", "2", "--precision", "32-true", "--profile",
+                        "--profile-by", "self", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.lstrip().startswith("aten::")]
+    self_shares = [float(row[1].rstrip("%")) for row in rows]
+    assert "aten::mm" in {row[0] for row in rows}
+    assert len(self_shares) > 5 and self_shares == sorted(self_shares, reverse=True)
+
+
 def test_benchmark_table_keeps_gpu_runs_apart_from_cpu_runs() -> None:
     spec = importlib.util.spec_from_file_location("benchmark_script", ROOT / "scripts" / "benchmark.py")
     benchmark = importlib.util.module_from_spec(spec)
