@@ -6,7 +6,9 @@ so do all label budgets of a seed (the unlabeled pool is every training example 
 is keyed by the transform's settings and the exact bytes of the training images, the rows it is fitted on and
 the test images, so a changed image, split or setting can never reuse a stale fit. Runs that need one entry
 at the same time (DDP ranks, benchmark or sweep jobs) take turns on a lock file beside it, so it is fitted
-once; entries are written to a temporary file and renamed, so no run ever reads a half-written one.
+once; entries are written to a temporary file and renamed, so no run ever reads a half-written one. With a
+size limit, saving an entry deletes the least recently used others until the folder fits (an entry's file
+time is renewed each time a run loads it).
 """
 
 from __future__ import annotations
@@ -24,10 +26,26 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ssgan.errors import SSGANError
+
 log = logging.getLogger(__name__)
 
 # bump when a transform's fitting changes its results, so entries written by older code are not reused
 CACHE_VERSION = 1
+
+
+GIGABYTE = 1024 ** 3
+
+
+def check_size_limit(limit_gb: object) -> float | None:
+    """``data.features_cache_limit_gb`` as a positive number of GiB, or None for no limit."""
+    if limit_gb is None:
+        return None
+    if isinstance(limit_gb, bool) or not isinstance(limit_gb, (int, float)) or not limit_gb > 0:
+        raise SSGANError(
+            f"data.features_cache_limit_gb={limit_gb!r} must be a positive number of GiB, or null for no limit"
+        )
+    return float(limit_gb)
 
 
 def cache_key(settings: dict[str, Any], train_inputs: Tensor, fit_rows: Tensor, test_inputs: Tensor) -> str:
@@ -60,6 +78,52 @@ def _save(path: Path, extractor: torch.nn.Module, train: Tensor, test: Tensor) -
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def try_lock(lock_path: Path) -> Any:
+    """An open handle holding an exclusive lock on ``lock_path``, or None if another run holds it (or no locks)."""
+    try:
+        import fcntl
+
+        handle = open(lock_path, "a")
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def evict_least_recently_used(folder: Path, limit_bytes: float, keep: Path) -> None:
+    """Delete the entries used longest ago (never ``keep``) until the folder's entries fit in ``limit_bytes``.
+
+    An entry another run holds the lock of (it is being fitted or loaded) is skipped.
+    """
+    entries = []
+    for path in folder.glob("*.pt"):
+        with contextlib.suppress(OSError):
+            status = path.stat()
+            entries.append((status.st_mtime, status.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= limit_bytes:
+            return
+        if path == keep or (handle := try_lock(path.with_suffix(".lock"))) is None:
+            continue
+        with handle:
+            try:
+                path.unlink()
+            except OSError as error:
+                log.warning("could not delete the feature cache entry %s (%s)", path, error)
+                continue
+        total -= size
+        log.info("deleted the least recently used feature cache entry %s (%.0f MB) to keep the cache under "
+                 "data.features_cache_limit_gb", path, size / 2 ** 20)
+    if total > limit_bytes:
+        log.warning("the feature cache %s holds %.2f GiB, over data.features_cache_limit_gb=%.2f: the other "
+                    "entries are in use", folder, total / GIGABYTE, limit_bytes / GIGABYTE)
 
 
 @contextlib.contextmanager
@@ -96,13 +160,16 @@ def fitted_features(
     fit_rows: Tensor,
     test_inputs: Tensor,
     cache_dir: str | os.PathLike[str] | None = None,
+    limit_gb: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Fit ``extractor`` on ``train_inputs[fit_rows]`` and encode the training and test inputs.
 
     With ``cache_dir``, an earlier fit with the same settings and data is loaded instead (the extractor's
     fitted buffers included), and runs asking for the same entry at once fit it once; extractors without a
-    ``settings()`` method are always fitted.
+    ``settings()`` method are always fitted. With ``limit_gb``, a new entry makes room for itself by
+    deleting the least recently used ones.
     """
+    limit = check_size_limit(limit_gb)
     settings = getattr(extractor, "settings", None)
     if cache_dir is None or not callable(settings):
         return _fit(extractor, train_inputs, fit_rows, test_inputs)
@@ -111,6 +178,8 @@ def fitted_features(
     with exclusive(path.with_suffix(".lock")):
         if path.exists() and (cached := _load(path, extractor)) is not None:
             log.info("loaded the fitted %s from %s", type(extractor).__name__, path)
+            with contextlib.suppress(OSError):
+                os.utime(path)  # marks it used: the size limit deletes the entries used longest ago first
             return cached
         train, test = _fit(extractor, train_inputs, fit_rows, test_inputs)
         try:
@@ -118,7 +187,10 @@ def fitted_features(
             log.info("saved the fitted %s to %s", type(extractor).__name__, path)
         except OSError as error:  # a full or read-only disk must not stop the run
             log.warning("could not write the feature cache entry %s (%s)", path, error)
-        return train, test
+            return train, test
+    if limit is not None:
+        evict_least_recently_used(path.parent, limit * GIGABYTE, keep=path)
+    return train, test
 
 
 def _fit(extractor: torch.nn.Module, train_inputs: Tensor, fit_rows: Tensor,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from ssgan.data import SemiSupervisedDataModule
 from ssgan.data.sources import DigitsSource
+from ssgan.errors import SSGANError
 from ssgan.feature_cache import fitted_features
 from ssgan.features import PatchKMeansFeatures
 
@@ -127,3 +129,45 @@ def test_runs_asking_for_one_entry_at_once_fit_it_once(tmp_path: Path) -> None:
     assert fits == 1, outputs
     sums = {line for out, _ in outputs for line in out.splitlines() if line.startswith("sum")}
     assert len(sums) == 1  # the waiting run got exactly the features the other one fitted
+
+
+def fit_seeds(folder: Path, seeds, limit_gb=None) -> dict[int, Path]:
+    """Fit one entry per seed (in this order, file times one minute apart) and return each seed's entry."""
+    train, rows, test = images()
+    entries: dict[int, Path] = {}
+    for minute, seed in enumerate(seeds):
+        before = set(folder.glob("*.pt"))
+        fitted_features(PatchKMeansFeatures((1, 8, 8), seed=seed, **SMALL), train, rows, test, folder, limit_gb)
+        (entries[seed],) = set(folder.glob("*.pt")) - before
+        os.utime(entries[seed], (1_000_000 + 60 * minute,) * 2)
+    return entries
+
+
+def test_the_size_limit_deletes_the_entries_used_longest_ago(tmp_path: Path) -> None:
+    entries = fit_seeds(tmp_path, [0, 1])
+    size_gb = entries[0].stat().st_size / 1024 ** 3
+    train, rows, test = images()
+    # seed 0 is used again, so seed 1 becomes the entry used longest ago
+    fitted_features(PatchKMeansFeatures((1, 8, 8), seed=0, **SMALL), train, rows, test, tmp_path)
+    fit_seeds(tmp_path, [2], limit_gb=2.5 * size_gb)
+    assert entries[0].exists() and not entries[1].exists()
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_the_size_limit_skips_an_entry_another_run_holds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import fcntl
+
+    entries = fit_seeds(tmp_path, [0, 1])
+    size_gb = entries[0].stat().st_size / 1024 ** 3
+    with open(entries[0].with_suffix(".lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with caplog.at_level(logging.WARNING, logger="ssgan.feature_cache"):
+            fit_seeds(tmp_path, [2], limit_gb=1.5 * size_gb)
+    assert entries[0].exists() and not entries[1].exists()
+    assert "over data.features_cache_limit_gb" in caplog.text
+
+
+@pytest.mark.parametrize("limit", [0, -1, "big", True])
+def test_a_bad_size_limit_names_the_field(tmp_path: Path, limit) -> None:
+    with pytest.raises(SSGANError, match="data.features_cache_limit_gb"):
+        SemiSupervisedDataModule(DigitsSource(), features_cache_limit_gb=limit)

@@ -16,7 +16,7 @@ from ssgan.data.sources import ArrayDataset, Source, SourceData, check_finite, c
 from ssgan.data.split import Split, make_split, resolve_labeled_count
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
 from ssgan.errors import SSGANError
-from ssgan.feature_cache import fitted_features
+from ssgan.feature_cache import check_size_limit, fitted_features
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     :class:`ssgan.features.PatchKMeansFeatures`) is fitted on the unlabeled pool's images once and replaces
     every example by its feature vector, so the networks train on features and a checkpoint carries the
     fitted transform for prediction; with ``features_cache_dir`` a fit is saved there and reused by later runs
-    with the same data, unlabeled pool and feature settings (see :mod:`ssgan.feature_cache`).
+    with the same data, unlabeled pool and feature settings (see :mod:`ssgan.feature_cache`), and
+    ``features_cache_limit_gb`` bounds that folder by deleting the entries used longest ago.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         root: str | None = None,
         features: Callable[..., Any] | None = None,
         features_cache_dir: str | None = None,
+        features_cache_limit_gb: float | None = None,
     ) -> None:
         super().__init__()
         for name, value, optional in (
@@ -98,6 +100,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.stream_seed = stream_seed
         self.features = features
         self.features_cache_dir = features_cache_dir
+        self.features_cache_limit_gb = check_size_limit(features_cache_limit_gb)
         self.feature_extractor: Any = None  # the fitted ``features`` module, once set up
         self.raw_input_shape: tuple[int, ...] | None = None
         self.data: SourceData | None = None
@@ -140,7 +143,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         assert self.split is not None
         extractor = self.features(input_shape=data.input_shape)
         train_features, test_features = fitted_features(
-            extractor, data.train.inputs, self.split.unlabeled, data.test.inputs, self.features_cache_dir
+            extractor, data.train.inputs, self.split.unlabeled, data.test.inputs, self.features_cache_dir,
+            self.features_cache_limit_gb,
         )
         self.feature_extractor = extractor
         return SourceData(
