@@ -9,20 +9,59 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class GaussianNoise(nn.Module):
-    """Adds N(0, sigma^2) noise in training mode only: the paper's main regulariser of D."""
+NOISE_POOL_SEED = 0x5EED
+NOISE_POOL_MIN_RATIO = 16
+_noise_pools: dict[tuple[torch.device, torch.dtype, int], Tensor] = {}
 
-    def __init__(self, sigma: float) -> None:
+
+def pooled_standard_normal(like: Tensor, pool_size: int) -> Tensor:
+    """N(0, 1) numbers shaped like ``like``: a slice, at an offset drawn from torch's seeded generator, of a
+    block of ``pool_size`` numbers drawn once per process, device and dtype.
+
+    Why: torch's CPU generator is a one-thread Mersenne twister, and the paper's MLP discriminator draws
+    about 1.5 million Gaussians per training step, 12 % of the step on two CPU cores; a slice costs one
+    random integer. The block comes from its own fixed-seed generator, so whether it already exists does not
+    change the run's random stream (two runs with one seed in one process stay equal), and the run's seed
+    still decides every offset. A slice over 1/16 of the block falls back to fresh draws, so two slices of one
+    step share few numbers (about 2 % for the paper's widest layer with a block of 2^24).
+    """
+    count = like.numel()
+    if pool_size < NOISE_POOL_MIN_RATIO * count:
+        return torch.randn_like(like)
+    key = (like.device, like.dtype, pool_size)
+    pool = _noise_pools.get(key)
+    if pool is None:
+        generator = torch.Generator().manual_seed(NOISE_POOL_SEED)
+        pool = torch.randn(pool_size, generator=generator).to(device=like.device, dtype=like.dtype)
+        _noise_pools[key] = pool
+    offset = int(torch.randint(pool_size - count + 1, ()))
+    return pool[offset:offset + count].view(like.shape)
+
+
+def clear_noise_pools() -> None:
+    """Free the pooled blocks (they are drawn again on next use, with the same numbers)."""
+    _noise_pools.clear()
+
+
+class GaussianNoise(nn.Module):
+    """Adds N(0, sigma^2) noise in training mode only: the paper's main regulariser of D.
+
+    ``pool_size`` > 0 takes the noise from :func:`pooled_standard_normal` instead of fresh draws.
+    """
+
+    def __init__(self, sigma: float, pool_size: int = 0) -> None:
         super().__init__()
         self.sigma = float(sigma)
+        self.pool_size = int(pool_size)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.sigma == 0.0:
             return x
-        return x.add(torch.randn_like(x), alpha=self.sigma)
+        noise = pooled_standard_normal(x, self.pool_size) if self.pool_size else torch.randn_like(x)
+        return x.add(noise, alpha=self.sigma)
 
     def extra_repr(self) -> str:
-        return f"sigma={self.sigma}"
+        return f"sigma={self.sigma}" + (f", pool_size={self.pool_size}" if self.pool_size else "")
 
 
 class WeightNormLinear(nn.Module):
