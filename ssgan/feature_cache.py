@@ -80,26 +80,11 @@ def _save(path: Path, extractor: torch.nn.Module, train: Tensor, test: Tensor) -
             os.remove(temporary)
 
 
-def try_lock(lock_path: Path) -> Any:
-    """An open handle holding an exclusive lock on ``lock_path``, or None if another run holds it (or no locks)."""
-    try:
-        import fcntl
-
-        handle = open(lock_path, "a")
-    except (ImportError, OSError):
-        return None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle
-
-
 def evict_least_recently_used(folder: Path, limit_bytes: float, keep: Path) -> None:
     """Delete the entries used longest ago (never ``keep``) until the folder's entries fit in ``limit_bytes``.
 
-    An entry another run holds the lock of (it is being fitted or loaded) is skipped.
+    An entry another run holds the lock of (it is being fitted or loaded), or whose lock cannot be had, is
+    skipped.
     """
     entries = []
     for path in folder.glob("*.pt"):
@@ -110,9 +95,11 @@ def evict_least_recently_used(folder: Path, limit_bytes: float, keep: Path) -> N
     for _, size, path in sorted(entries):
         if total <= limit_bytes:
             return
-        if path == keep or (handle := try_lock(path.with_suffix(".lock"))) is None:
+        if path == keep:
             continue
-        with handle:
+        with exclusive(path.with_suffix(".lock"), wait=False) as locked:
+            if not locked:
+                continue
             try:
                 path.unlink()
             except OSError as error:
@@ -127,31 +114,36 @@ def evict_least_recently_used(folder: Path, limit_bytes: float, keep: Path) -> N
 
 
 @contextlib.contextmanager
-def exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (created if needed) while the block runs.
+def exclusive(lock_path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``lock_path`` (created if needed) while the block runs; yields whether it is held.
 
     Runs that need the same entry at once (DDP ranks, benchmark jobs or sweep jobs of one seed) then fit it once:
     the first fits and saves while the others wait, then load. Where no lock can be had (no ``fcntl``, or a
-    filesystem without locks) the block runs unlocked and such runs each fit, as without a cache.
+    filesystem without locks) the block runs unlocked and such runs each fit, as without a cache. With
+    ``wait=False`` a lock another run holds is not waited for: the block runs at once and sees False.
     """
     try:
         import fcntl
     except ImportError:  # not a Unix system
-        yield
+        yield False
         return
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a")
     except OSError as error:
-        log.warning("could not open the feature cache lock %s (%s); fitting without it", lock_path, error)
-        yield
+        if wait:
+            log.warning("could not open the feature cache lock %s (%s); fitting without it", lock_path, error)
+        yield False
         return
     with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
-            log.warning("could not lock %s (%s); fitting without the lock", lock_path, error)
-        yield  # closing the handle releases the lock
+            if wait:
+                log.warning("could not lock %s (%s); fitting without the lock", lock_path, error)
+            yield False
+            return
+        yield True  # closing the handle releases the lock
 
 
 def fitted_features(
