@@ -2,16 +2,20 @@
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
 from ssgan.errors import SSGANError
 from ssgan.nets import MLPDiscriminator
 from ssgan.nets.layers import (
+    DEFAULT_NOISE_POOL_SIZE,
     NOISE_POOL_MIN_RATIO,
     NOISE_POOL_SEED,
     GaussianNoise,
     clear_noise_pools,
     pooled_standard_normal,
 )
+
+from ssgan.train import CONFIG_DIR
 
 POOL = 4096
 
@@ -77,3 +81,22 @@ def test_pooled_discriminator_trains_noisily_and_evaluates_cleanly() -> None:
 def test_a_bad_pool_size_names_the_field(size) -> None:
     with pytest.raises(SSGANError, match="model.discriminator.noise_pool_size"):
         MLPDiscriminator((1, 8, 8), 10, hidden_widths=(40,), noise_pool_size=size)
+
+
+@pytest.mark.parametrize("experiment", ["digits_50", "fashion_mnist_100", "fashion_mnist_1000"])
+def test_the_recipes_and_the_python_default_pool_the_noise(experiment) -> None:
+    """The benchmark's recipes, the estimator (Python default) and a bare config agree on the pooled block."""
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    assert cfg.model.discriminator.noise_pool_size == DEFAULT_NOISE_POOL_SIZE
+    net = MLPDiscriminator((1, 8, 8), 10, hidden_widths=(40,))
+    assert net.input_noise.pool_size == net.hidden_noise.pool_size == DEFAULT_NOISE_POOL_SIZE
+
+
+def test_a_zero_pool_draws_fresh_noise_as_the_paper() -> None:
+    net = MLPDiscriminator((1, 8, 8), 10, hidden_widths=(40,), input_noise=1.0, noise_pool_size=0)
+    x = torch.zeros(2, 1, 8, 8)
+    torch.manual_seed(5)
+    expected = torch.randn(2, 64)
+    torch.manual_seed(5)
+    assert torch.equal(net.input_noise(x.flatten(1)), expected)
