@@ -84,13 +84,12 @@ def test_a_bad_pool_size_names_the_field(size) -> None:
 
 
 @pytest.mark.parametrize("experiment", ["digits_50", "fashion_mnist_100", "fashion_mnist_1000"])
-def test_the_recipes_and_the_python_default_pool_the_noise(experiment) -> None:
-    """The benchmark's recipes, the estimator (Python default) and a bare config agree on the pooled block."""
+def test_the_recipes_pool_the_noise_and_the_class_default_draws_fresh(experiment) -> None:
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
     assert cfg.model.discriminator.noise_pool_size == DEFAULT_NOISE_POOL_SIZE
     net = MLPDiscriminator((1, 8, 8), 10, hidden_widths=(40,))
-    assert net.input_noise.pool_size == net.hidden_noise.pool_size == DEFAULT_NOISE_POOL_SIZE
+    assert net.input_noise.pool_size == net.hidden_noise.pool_size == 0
 
 
 def test_a_zero_pool_draws_fresh_noise_as_the_paper() -> None:
