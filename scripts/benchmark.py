@@ -9,7 +9,8 @@ config and saved, the network runs draw it again from the same seed (checked equ
 scikit-learn methods are given exactly the saved labeled indices, on the same pixels. Writes ``benchmarks.csv``
 (one row per run) and ``benchmarks.md`` (mean ± std per method and budget, wall seconds, training samples/s,
 hardware). ``--resume`` keeps the rows already in the CSV and runs only the missing (suite, seed, method) runs,
-so after changing one recipe you can drop its rows and re-run just those.
+so after changing one recipe you can drop its rows and re-run just those; with nothing left to run it rewrites
+both files from the CSV's rows (sorted, summarised again), e.g. after pasting in rows from another machine.
 """
 
 from __future__ import annotations
@@ -216,6 +217,9 @@ def main() -> None:
                 rows += future.result()
                 sort_rows(rows, args.suites)
                 write_results(rows, args.output, args.jobs)
+    if rows and not units:  # nothing left to run: rewrite both files from the CSV, e.g. after merging two runs' rows
+        sort_rows(rows, args.suites)
+        write_results(rows, args.output, args.jobs)
     print(summarise(rows, args.jobs))
 
 

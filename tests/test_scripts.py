@@ -46,6 +46,27 @@ def test_benchmark_resume_runs_only_the_missing_methods(tmp_path: Path) -> None:
     assert not (tmp_path / "work" / "digits_50" / "ssgan_seed3").exists()  # no network was trained for the split
 
 
+def test_benchmark_resume_with_nothing_to_run_rewrites_the_table_from_the_csv(tmp_path: Path) -> None:
+    """Rows pasted into the CSV out of order (say from another machine) come back sorted and summarised."""
+    out = tmp_path / "out"
+    out.mkdir()
+    fields = "suite,num_labeled,method,seed,test_acc,wall_seconds,samples_per_second,hardware"
+    (out / "benchmarks.csv").write_text(
+        f"{fields}\n"
+        "digits_50,50,self_training,3,0.80,6.0,,\"x86_64, 1 CPU threads (torch 2.13.0+cpu)\"\n"
+        "digits_50,50,label_spreading,3,0.90,1.0,,\"AMD EPYC, 1 CPU threads (torch 2.13.0+cpu)\"\n"
+    )
+    result = run_script("benchmark.py", "--suites", "digits_50", "--seeds", "3", "--methods", "label_spreading",
+                        "self_training", "--resume", "--workdir", str(tmp_path / "work"), "--output", str(out),
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(open(out / "benchmarks.csv")))
+    assert [(r["method"], r["test_acc"]) for r in rows] == [("label_spreading", "0.9"), ("self_training", "0.8")]
+    table = (out / "benchmarks.md").read_text()
+    assert "| digits | 50 | label_spreading | CPU | 90.00 ± 0.00 | 1 |" in table and "x86_64" in table
+    assert not (tmp_path / "work").exists()  # nothing was trained or split
+
+
 def test_benchmark_adds_self_training_on_features_where_the_recipe_learns_them(tmp_path: Path) -> None:
     features = ["data/features=patch_kmeans", "data.features.num_centroids=8", "data.features.patch_size=3",
                 "data.features.pool_grid=2", "data.features.output_dim=6", "data.features.num_patches=2000"]
