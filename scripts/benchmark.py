@@ -217,7 +217,7 @@ def main() -> None:
                 rows += future.result()
                 sort_rows(rows, args.suites)
                 write_results(rows, args.output, args.jobs)
-    if rows and not units:  # nothing left to run: rewrite both files from the CSV, e.g. after merging two runs' rows
+    if rows:  # once more at the end, so a resume with nothing left to run still rewrites both files from the CSV
         sort_rows(rows, args.suites)
         write_results(rows, args.output, args.jobs)
     print(summarise(rows, args.jobs))

@@ -11,8 +11,6 @@ from torch import Tensor, nn
 
 NOISE_POOL_SEED = 0x5EED
 NOISE_POOL_MIN_RATIO = 16
-# the recipes' block: 2^24 numbers (64 MB in fp32), so the paper's widest layer's slice (300 x 1000) is 1/56 of it
-DEFAULT_NOISE_POOL_SIZE = 1 << 24
 _noise_pools: dict[tuple[torch.device, torch.dtype, int], Tensor] = {}
 
 
