@@ -54,13 +54,23 @@ def device_name(device: torch.device) -> str:
     return f"{cpu_model()}, {torch.get_num_threads()} CPU threads"
 
 
+def trains_on_gpu(accelerator: str = "auto") -> bool:
+    """Whether ``trainer.accelerator`` puts training on a CUDA GPU ("auto" does where torch sees one)."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def fast_precision(accelerator: str = "auto") -> str:
     """``trainer.precision`` that is fastest here without hurting accuracy: bf16 autocast where the chosen
     device computes bf16 natively (recent GPUs, AVX512-BF16/AMX CPUs), full fp32 everywhere else."""
-    use_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if use_gpu:
+    if trains_on_gpu(accelerator):
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+def training_device_type(accelerator: str = "auto") -> str:
+    """``data.features_device``: fit learnt features on the device type training runs on ("cuda" or "cpu"),
+    so a GPU run does not first spend minutes fitting them on the host's cores."""
+    return "cuda" if trains_on_gpu(accelerator) else "cpu"
 
 
 def register_resolvers() -> None:
@@ -68,6 +78,7 @@ def register_resolvers() -> None:
         ("validation_monitor", validation_monitor),
         ("job_dirname", sweep_job_dirname),
         ("fast_precision", fast_precision),
+        ("training_device_type", training_device_type),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

@@ -48,6 +48,26 @@ def check_size_limit(limit_gb: object) -> float | None:
     return float(limit_gb)
 
 
+def fitting_device(name: str | torch.device) -> torch.device:
+    """``data.features_device`` as a device: "cuda" alone means this process's GPU (``LOCAL_RANK`` under DDP)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise SSGANError(f"data.features_device={name!r} is not a device: expected cpu, cuda or cuda:N") from error
+    if device.type not in ("cpu", "cuda"):
+        raise SSGANError(f"data.features_device={name!r}: the features are fitted on cpu or cuda only")
+    if device.type == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise SSGANError(f"data.features_device={name!r}, but torch sees no CUDA GPU here: set "
+                         "data.features_device=cpu (or train with trainer.accelerator=cpu)")
+    index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", 0))
+    if index >= torch.cuda.device_count():
+        raise SSGANError(f"data.features_device={name!r} names GPU {index}, but torch sees "
+                         f"{torch.cuda.device_count()} GPU(s)")
+    return torch.device("cuda", index)
+
+
 def cache_key(settings: dict[str, Any], train_inputs: Tensor, fit_rows: Tensor, test_inputs: Tensor) -> str:
     """SHA-256 over the settings and the bytes, dtype and shape of the images and the fitted rows."""
     digest = hashlib.sha256(json.dumps({"cache_version": CACHE_VERSION, **settings}, sort_keys=True).encode())
@@ -153,8 +173,12 @@ def fitted_features(
     test_inputs: Tensor,
     cache_dir: str | os.PathLike[str] | None = None,
     limit_gb: float | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[Tensor, Tensor]:
     """Fit ``extractor`` on ``train_inputs[fit_rows]`` and encode the training and test inputs.
+
+    The fit runs on ``device`` (a GPU fits 60,000 images in seconds rather than minutes); the features come
+    back, and the extractor is left, on the CPU. An entry is shared whatever device fitted it.
 
     With ``cache_dir``, an earlier fit with the same settings and data is loaded instead (the extractor's
     fitted buffers included), and runs asking for the same entry at once fit it once; extractors without a
@@ -162,9 +186,10 @@ def fitted_features(
     deleting the least recently used ones.
     """
     limit = check_size_limit(limit_gb)
+    device = fitting_device(device)
     settings = getattr(extractor, "settings", None)
     if cache_dir is None or not callable(settings):
-        return _fit(extractor, train_inputs, fit_rows, test_inputs)
+        return _fit(extractor, train_inputs, fit_rows, test_inputs, device)
     key = cache_key(settings(), train_inputs, fit_rows, test_inputs)
     path = Path(cache_dir).expanduser() / f"{type(extractor).__name__}-{key[:32]}.pt"
     with exclusive(path.with_suffix(".lock")):
@@ -173,7 +198,7 @@ def fitted_features(
             with contextlib.suppress(OSError):
                 os.utime(path)  # marks it used: the size limit deletes the entries used longest ago first
             return cached
-        train, test = _fit(extractor, train_inputs, fit_rows, test_inputs)
+        train, test = _fit(extractor, train_inputs, fit_rows, test_inputs, device)
         try:
             _save(path, extractor, train, test)
             log.info("saved the fitted %s to %s", type(extractor).__name__, path)
@@ -185,7 +210,15 @@ def fitted_features(
     return train, test
 
 
-def _fit(extractor: torch.nn.Module, train_inputs: Tensor, fit_rows: Tensor,
-         test_inputs: Tensor) -> tuple[Tensor, Tensor]:
-    log.info("fitting %s on %d training images", type(extractor).__name__, fit_rows.numel())
-    return extractor.fit_encode(train_inputs, fit_rows), extractor(test_inputs)
+def _fit(extractor: torch.nn.Module, train_inputs: Tensor, fit_rows: Tensor, test_inputs: Tensor,
+         device: torch.device) -> tuple[Tensor, Tensor]:
+    log.info("fitting %s on %d training images (%s)", type(extractor).__name__, fit_rows.numel(), device)
+    extractor.to(device)
+    try:
+        train = extractor.fit_encode(train_inputs.to(device), fit_rows).cpu()
+        test = extractor(test_inputs.to(device)).cpu()
+    finally:
+        extractor.cpu()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # hand the fit's gigabytes of cached blocks back before training
+    return train, test

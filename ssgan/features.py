@@ -13,8 +13,9 @@ prediction applies the same transform to raw images.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,19 @@ def require_positive(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SSGANError(f"data.features.{name}={value!r} must be a positive integer")
     return value
+
+
+@contextlib.contextmanager
+def seeded_global_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Seed the global generator of ``device`` for the block and restore its state after, touching no other."""
+    if device.type == "cuda":
+        with torch.random.fork_rng(devices=[device]), torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+            yield
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            yield
 
 
 def region_averages(positions: tuple[int, int], grid: int) -> Tensor:
@@ -241,8 +255,7 @@ class PatchKMeansFeatures(nn.Module):
         self.pooled_mean.copy_(pooled.mean(0))
         self.pooled_scale.copy_(pooled.std(0) + 1e-3)
         standardised = pooled.sub_(self.pooled_mean).div_(self.pooled_scale)
-        with torch.random.fork_rng(devices=[]):  # pca_lowrank draws from the global RNG: keep it untouched
-            torch.manual_seed(self.seed)
+        with seeded_global_rng(standardised.device, self.seed):  # pca_lowrank draws from the global RNG
             _, _, directions = torch.pca_lowrank(standardised, q=self.output_dim, center=False, niter=4)
         scale = (standardised @ directions).std().clamp(min=1e-12)
         self.projection.copy_(directions * (self.output_scale / scale))

@@ -1,4 +1,5 @@
-"""Config resolvers: the automatic precision choice, and the CPU name the reports carry."""
+"""Config resolvers: the automatic precision choice, where learnt features are fitted, and the CPU name the
+reports carry."""
 
 from pathlib import Path
 
@@ -44,3 +45,11 @@ def test_the_features_cache_folder_follows_the_environment(tmp_path: Path, monke
     monkeypatch.setenv("SSGAN_CACHE_DIR", "/own")
     assert compose_run(tmp_path).data.features_cache_dir == "/own/features"
     assert compose_run(tmp_path, ["data.features_cache_dir=null"]).data.features_cache_dir is None
+
+
+@pytest.mark.parametrize("accelerator", ["cpu", "gpu", "auto"])
+def test_features_are_fitted_on_the_training_device_type(tmp_path: Path, accelerator: str) -> None:
+    expected = "cuda" if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()) else "cpu"
+    cfg = compose_run(tmp_path, [f"trainer.accelerator={accelerator}"])
+    assert cfg.data.features_device == expected
+    assert compose_run(tmp_path, ["trainer.accelerator=gpu", "data.features_device=cpu"]).data.features_device == "cpu"

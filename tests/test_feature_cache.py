@@ -13,7 +13,7 @@ import torch
 from ssgan.data import SemiSupervisedDataModule
 from ssgan.data.sources import DigitsSource
 from ssgan.errors import SSGANError
-from ssgan.feature_cache import fitted_features
+from ssgan.feature_cache import fitted_features, fitting_device
 from ssgan.features import PatchKMeansFeatures
 
 SMALL = {"num_centroids": 8, "patch_size": 3, "pool_grid": 2, "output_dim": 6, "num_patches": 2000}
@@ -171,3 +171,46 @@ def test_the_size_limit_skips_an_entry_another_run_holds(tmp_path: Path, caplog:
 def test_a_bad_size_limit_names_the_field(tmp_path: Path, limit) -> None:
     with pytest.raises(SSGANError, match="data.features_cache_limit_gb"):
         SemiSupervisedDataModule(DigitsSource(), features_cache_limit_gb=limit)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("tpu", "is not a device"), ("mps", "fitted on cpu or cuda only"), ("cuda:x", "is not a device")],
+)
+def test_a_bad_features_device_names_the_field(device, message) -> None:
+    with pytest.raises(SSGANError, match=f"data.features_device={device!r}.*{message}"):
+        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansFeatures, **SMALL),
+                                 features_device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_gpu_fit_without_a_gpu_says_how_to_fit_on_the_cpu() -> None:
+    with pytest.raises(SSGANError, match="no CUDA GPU here: set data.features_device=cpu"):
+        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansFeatures, **SMALL),
+                                 features_device="cuda")
+    SemiSupervisedDataModule(DigitsSource(), features_device="cuda")  # without features the device is unused
+
+
+def test_cuda_alone_means_this_ranks_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert fitting_device("cuda") == torch.device("cuda", 0)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert fitting_device("cuda") == torch.device("cuda", 2)
+    assert fitting_device("cuda:1") == torch.device("cuda", 1)
+    assert fitting_device("cpu") == torch.device("cpu")
+    with pytest.raises(SSGANError, match="names GPU 5, but torch sees 4"):
+        fitting_device("cuda:5")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_fit_hands_back_cpu_features_and_transform(tmp_path: Path) -> None:
+    train, rows, test = images()
+    extractor = PatchKMeansFeatures((1, 8, 8), seed=3, **SMALL)
+    train_features, test_features = fitted_features(extractor, train, rows, test, tmp_path, device="cuda")
+    assert train_features.device.type == test_features.device.type == "cpu"
+    assert all(buffer.device.type == "cpu" for buffer in extractor.buffers())
+    assert train_features.shape == (300, 6) and test_features.shape == (50, 6)
+    assert float(train_features[rows].std()) == pytest.approx(0.35, rel=1e-2)
+    assert torch.allclose(extractor(test), test_features, atol=1e-4)  # the CPU transform encodes like the GPU fit

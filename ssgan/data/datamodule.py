@@ -16,7 +16,7 @@ from ssgan.data.sources import ArrayDataset, Source, SourceData, check_finite, c
 from ssgan.data.split import Split, make_split, resolve_labeled_count
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
 from ssgan.errors import SSGANError
-from ssgan.feature_cache import check_size_limit, fitted_features
+from ssgan.feature_cache import check_size_limit, fitted_features, fitting_device
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     fitted transform for prediction; with ``features_cache_dir`` a fit is saved there and reused by later runs
     with the same data, unlabeled pool and feature settings (see :mod:`ssgan.feature_cache`), and
     ``features_cache_limit_gb`` bounds that folder by deleting the entries used longest ago.
+    ``features_device`` is where the fit runs (the configs pick the training device's type).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         features: Callable[..., Any] | None = None,
         features_cache_dir: str | None = None,
         features_cache_limit_gb: float | None = None,
+        features_device: str = "cpu",
     ) -> None:
         super().__init__()
         for name, value, optional in (
@@ -100,6 +102,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.stream_seed = stream_seed
         self.features = features
         self.features_cache_dir = features_cache_dir
+        self.features_device = fitting_device(features_device) if features is not None else features_device
         self.features_cache_limit_gb = check_size_limit(features_cache_limit_gb)
         self.feature_extractor: Any = None  # the fitted ``features`` module, once set up
         self.raw_input_shape: tuple[int, ...] | None = None
@@ -144,7 +147,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         extractor = self.features(input_shape=data.input_shape)
         train_features, test_features = fitted_features(
             extractor, data.train.inputs, self.split.unlabeled, data.test.inputs, self.features_cache_dir,
-            self.features_cache_limit_gb,
+            self.features_cache_limit_gb, self.features_device,
         )
         self.feature_extractor = extractor
         return SourceData(
