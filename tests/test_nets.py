@@ -2,6 +2,7 @@
 
 from functools import partial
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -51,6 +52,42 @@ def test_weight_norm_output_is_invariant_to_the_direction_scale() -> None:
     with torch.no_grad():
         layer.v.mul_(7.0)
     assert torch.allclose(before, layer(x), atol=1e-5)
+
+
+def weight_norm_by_definition(layer: WeightNormLinear, x: torch.Tensor) -> torch.Tensor:
+    """y = (x @ v.T) * g / ||v|| + b written with plain autograd ops: what the hand-written backward must match."""
+    return x @ layer.v.T * (layer.g / layer.v.norm(dim=1)) + layer.b
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_weight_norm_gradients_match_autograd_through_the_definition(frozen: bool) -> None:
+    torch.manual_seed(0)
+    layer = WeightNormLinear(6, 4).double()
+    layer.g.requires_grad_(True)
+    if frozen:  # G's step: D's parameters frozen, only the input's gradient is wanted
+        layer.requires_grad_(False)
+    x = torch.randn(5, 6, dtype=torch.double, requires_grad=True)
+    upstream = torch.randn(5, 4, dtype=torch.double)
+    wanted = [x] + [p for p in (layer.v, layer.g, layer.b) if p.requires_grad]
+    expected = torch.autograd.grad(weight_norm_by_definition(layer, x), wanted, upstream)
+    output = layer(x)
+    assert torch.allclose(output, weight_norm_by_definition(layer, x))
+    for got, want in zip(torch.autograd.grad(output, wanted, upstream), expected):
+        assert torch.allclose(got, want, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,))
+
+
+def test_weight_norm_under_cpu_autocast_keeps_each_gradient_in_its_parameters_dtype() -> None:
+    torch.manual_seed(0)
+    layer = WeightNormLinear(64, 32)
+    x = torch.randn(16, 64, requires_grad=True)
+    expected = torch.autograd.grad(weight_norm_by_definition(layer, x).square().sum(), [x, layer.v, layer.b])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = layer(x).square().sum()
+    got = torch.autograd.grad(loss, [x, layer.v, layer.b])
+    for value, want in zip(got, expected):
+        assert value.dtype == torch.float32
+        assert torch.allclose(value, want, rtol=0.05, atol=0.05 * float(want.abs().max()))
 
 
 def test_discriminator_step_touches_only_d_and_generator_step_only_g(tmp_path) -> None:
