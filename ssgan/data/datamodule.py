@@ -102,7 +102,9 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.stream_seed = stream_seed
         self.features = features
         self.features_cache_dir = features_cache_dir
-        self.features_device = fitting_device(features_device) if features is not None else features_device
+        if features is not None:
+            fitting_device(features_device)  # a bad device fails here, not minutes later when the fit starts
+        self.features_device = features_device
         self.features_cache_limit_gb = check_size_limit(features_cache_limit_gb)
         self.feature_extractor: Any = None  # the fitted ``features`` module, once set up
         self.raw_input_shape: tuple[int, ...] | None = None
