@@ -2,7 +2,7 @@
 
 import torch
 
-from ssgan.data.datamodule import SemiSupervisedDataModule
+from ssgan.data.datamodule import SemiSupervisedDataModule, silence_inapplicable_loader_warnings
 from ssgan.data.sources import DigitsSource
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream
 
@@ -67,3 +67,27 @@ def test_datamodule_builds_loaders_from_the_split() -> None:
     assert sum(b[1].numel() for b in dm.val_dataloader()) == 30
     assert sum(b[1].numel() for b in dm.test_dataloader()) == 360
     assert dm.initialization_inputs(100).shape == (100, 1, 8, 8)
+
+
+def test_lightning_does_not_advise_workers_for_the_in_memory_loaders(monkeypatch) -> None:
+    """On a many-core machine Lightning suggests ``num_workers`` for every loader; ours read tensors in memory."""
+    import warnings
+    from types import SimpleNamespace
+
+    from pytorch_lightning.trainer.connectors import data_connector
+
+    monkeypatch.setattr(data_connector, "suggested_max_num_workers", lambda num_devices: 15)
+    dm = SemiSupervisedDataModule(DigitsSource(), num_labeled=20, num_validation=30, batch_size=32)
+    dm.setup("fit")
+    trainer = SimpleNamespace(num_devices=1, reload_dataloaders_every_n_epochs=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # start from every warning shown, not from the test runner's filters
+        silence_inapplicable_loader_warnings()
+        for name, loader in (("train_dataloader", dm.train_dataloader()), ("val_dataloader", dm.val_dataloader()),
+                             ("test_dataloader", dm.test_dataloader())):
+            data_connector._worker_check(trainer, loader, name)
+    assert not [str(w.message) for w in caught if "workers" in str(w.message)]
+    with warnings.catch_warnings(record=True) as control:  # the check itself still fires without our filter
+        warnings.simplefilter("always")
+        data_connector._worker_check(trainer, dm.train_dataloader(), "train_dataloader")
+    assert any("does not have many workers" in str(w.message) for w in control)

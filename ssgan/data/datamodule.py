@@ -20,10 +20,19 @@ from ssgan.feature_cache import check_size_limit, fitted_features, fitting_devic
 
 log = logging.getLogger(__name__)
 
-# The streams are in-memory and always read in the main process, so Lightning's worker caveat does not apply.
-warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
-# No validation set (data.num_validation=0) is a choice, not a mistake.
-warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero.*")
+
+def silence_inapplicable_loader_warnings() -> None:
+    """Hide Lightning's loader warnings that do not apply to these loaders, so the ones left mean something."""
+    # The streams are in-memory and always read in the main process, so Lightning's worker caveat does not apply,
+    # nor does its advice (on machines with more than two cores) to add workers: they would only copy tensors
+    # that are already in memory, and each would replay the same stream.
+    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
+    warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers which may be a bottleneck.*")
+    # No validation set (data.num_validation=0) is a choice, not a mistake.
+    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero.*")
+
+
+silence_inapplicable_loader_warnings()
 
 
 def require_integer(name: str, value: object, optional: bool) -> None:
