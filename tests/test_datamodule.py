@@ -1,6 +1,10 @@
 """The training stream: B labeled + B unlabeled per step, labeled cycled and reshuffled, DDP shards."""
 
+import warnings
+from types import SimpleNamespace
+
 import torch
+from pytorch_lightning.trainer.connectors import data_connector
 
 from ssgan.data.datamodule import SemiSupervisedDataModule, silence_inapplicable_loader_warnings
 from ssgan.data.sources import DigitsSource
@@ -71,11 +75,6 @@ def test_datamodule_builds_loaders_from_the_split() -> None:
 
 def test_lightning_does_not_advise_workers_for_the_in_memory_loaders(monkeypatch) -> None:
     """On a many-core machine Lightning suggests ``num_workers`` for every loader; ours read tensors in memory."""
-    import warnings
-    from types import SimpleNamespace
-
-    from pytorch_lightning.trainer.connectors import data_connector
-
     monkeypatch.setattr(data_connector, "suggested_max_num_workers", lambda num_devices: 15)
     dm = SemiSupervisedDataModule(DigitsSource(), num_labeled=20, num_validation=30, batch_size=32)
     dm.setup("fit")
