@@ -3,6 +3,7 @@
     ssgan-predict outputs/.../checkpoints/last.ckpt inputs.npz -o predictions.csv    # .npz with an ``x`` array
     ssgan-predict last.ckpt features.csv                                            # one example per row
     ssgan-predict last.ckpt --data digits --split test                              # a data config's source
+    ssgan-predict run1/last.ckpt run2/last.ckpt inputs.npz                          # mean of two runs' probabilities
 """
 
 from __future__ import annotations
@@ -149,6 +150,27 @@ def predict_probabilities(module: Any, inputs: Tensor, batch_size: int = 1000) -
     )
 
 
+def check_ensemble(modules: list[Any], paths: list[str]) -> None:
+    """Runs averaged together must predict the same classes, in the same order, from the same raw inputs."""
+    first, first_path = modules[0], paths[0]
+    for module, path in zip(modules[1:], paths[1:]):
+        if module.class_names != first.class_names:
+            raise SSGANError(
+                f"checkpoint {path} has classes {list(module.class_names)}, but {first_path} has "
+                f"{list(first.class_names)}: an ensemble needs the same classes in the same order"
+            )
+        if module.raw_input_shape != first.raw_input_shape:
+            raise SSGANError(
+                f"checkpoint {path} takes inputs of shape {module.raw_input_shape}, but {first_path} takes "
+                f"{first.raw_input_shape}: an ensemble needs runs on the same kind of data"
+            )
+
+
+def predict_ensemble(modules: list[Any], inputs: Tensor, batch_size: int = 1000) -> Tensor:
+    """Mean of the runs' class probabilities: independent runs err differently, so the mean errs less."""
+    return torch.stack([predict_probabilities(module, inputs, batch_size) for module in modules]).mean(dim=0)
+
+
 def write_predictions(
     path: str | Path, probabilities: Tensor, class_names: tuple[str, ...], labels: np.ndarray | None = None
 ) -> None:
@@ -165,21 +187,33 @@ def write_predictions(
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ssgan-predict", description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint", help="a run's .ckpt file")
-    parser.add_argument("input", nargs="?", help=".npz (array 'x', optional 'y') or .csv of features")
+    parser.add_argument(
+        "paths", nargs="+", metavar="CHECKPOINT [CHECKPOINT ...] [INPUT]",
+        help="one or more runs' .ckpt files (several: their class probabilities are averaged), then the input "
+        "file unless --data is given: .npz (array 'x', optional 'y') or .csv of features",
+    )
     parser.add_argument("--data", help="a data config name (e.g. digits) or .yaml path, instead of an input file")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="part of --data to predict")
     parser.add_argument("-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=1000)
     arguments = parser.parse_args(argv)
-    if (arguments.input is None) == (arguments.data is None):
-        parser.error("give either an input file or --data, not both")
+    if arguments.data is not None:
+        inputs = [path for path in arguments.paths if Path(path).suffix in (".npz", ".csv")]
+        if inputs:
+            parser.error(f"give either an input file ({inputs[0]}) or --data, not both")
+        arguments.checkpoints, arguments.input = arguments.paths, None
+    elif len(arguments.paths) >= 2:
+        arguments.checkpoints, arguments.input = arguments.paths[:-1], arguments.paths[-1]
+    else:
+        parser.error("give an input file after the checkpoint(s), or --data")
     return arguments
 
 
 def run(arguments: argparse.Namespace) -> float | None:
     """Predict and write the CSV; return the accuracy when the inputs carry labels."""
-    module = load_module(arguments.checkpoint)
+    modules = [load_module(path) for path in arguments.checkpoints]
+    check_ensemble(modules, arguments.checkpoints)
+    module = modules[0]
     if arguments.data is not None:
         raw, labels = read_source(arguments.data, arguments.split)
         where = f"--data {arguments.data}"
@@ -187,7 +221,7 @@ def run(arguments: argparse.Namespace) -> float | None:
         raw, labels = read_inputs(arguments.input)
         where = str(arguments.input)
     inputs = conform_inputs(raw, module.raw_input_shape, where)
-    probabilities = predict_probabilities(module, inputs, arguments.batch_size)
+    probabilities = predict_ensemble(modules, inputs, arguments.batch_size)
     write_predictions(arguments.output, probabilities, module.class_names, labels)
     if labels is None:
         return None

@@ -99,3 +99,65 @@ def test_load_module_picks_the_class_and_sample_writes_a_grid(trained_run, tmp_p
     assert isinstance(load_module(baseline_checkpoint), SupervisedBaseline)
     with pytest.raises(SystemExit):
         sample_main([str(baseline_checkpoint), "-o", str(tmp_path / "none.png")])
+
+
+@pytest.fixture(scope="module")
+def second_run(tmp_path_factory) -> Path:
+    """Another run on digits (other seed, one epoch): a second member for ensembles."""
+    from conftest import compose_run
+
+    run_dir = tmp_path_factory.mktemp("second_run")
+    train(compose_run(run_dir, ["seed=1", "trainer.max_epochs=1", "callbacks.health.sample_every_n_epochs=0"]))
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def probabilities_of(path: Path) -> np.ndarray:
+    return np.array([[float(row[f"p_{k}"]) for k in range(10)] for row in read_rows(path)])
+
+
+def test_several_checkpoints_predict_the_mean_of_their_probabilities(trained_run, second_run, tmp_path):
+    _, first = trained_run
+    outputs = {name: tmp_path / f"{name}.csv" for name in ("first", "second", "both")}
+    predict_run(parse_arguments([str(first), "--data", "digits", "-o", str(outputs["first"])]))
+    predict_run(parse_arguments([str(second_run), "--data", "digits", "-o", str(outputs["second"])]))
+    accuracy = predict_run(parse_arguments([str(first), str(second_run), "--data", "digits", "-o",
+                                            str(outputs["both"])]))
+    first_p, second_p, both_p = (probabilities_of(outputs[name]) for name in ("first", "second", "both"))
+    assert not np.allclose(first_p, second_p, atol=1e-3)  # two different runs, so the mean is neither
+    np.testing.assert_allclose(both_p, (first_p + second_p) / 2, atol=2e-6)
+    labels = DigitsSource().load().test.labels.numpy()
+    assert accuracy == pytest.approx(float((both_p.argmax(axis=1) == labels).mean()))
+
+    np.savez(tmp_path / "x.npz", x=DigitsSource().load().test.inputs.numpy())
+    predict_main([str(first), str(second_run), str(tmp_path / "x.npz"), "-o", str(tmp_path / "file.csv")])
+    np.testing.assert_allclose(probabilities_of(tmp_path / "file.csv"), both_p, atol=2e-6)
+
+
+def test_an_ensemble_of_runs_on_other_classes_or_inputs_names_the_checkpoint(trained_run, second_run, tmp_path):
+    import torch
+
+    _, first = trained_run
+    checkpoint = torch.load(second_run, map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"]["class_names"] = [str(k) for k in reversed(range(10))]
+    reordered = tmp_path / "reordered.ckpt"
+    torch.save(checkpoint, reordered)
+    with pytest.raises(SSGANError, match=rf"{reordered.name} has classes \['9', '8'.*same classes in the same order"):
+        predict_run(parse_arguments([str(first), str(reordered), "--data", "digits", "-o", str(tmp_path / "o.csv")]))
+
+    from ssgan.predict import check_ensemble
+
+    pixels, wider = (type("Run", (), {"class_names": ("a", "b"), "raw_input_shape": shape})() for shape in
+                     [(1, 8, 8), (1, 9, 9)])
+    with pytest.raises(SSGANError, match=r"wider.ckpt takes inputs of shape \(1, 9, 9\), but pixels.ckpt takes"):
+        check_ensemble([pixels, wider], ["pixels.ckpt", "wider.ckpt"])
+
+
+def test_an_input_file_with_data_or_no_input_at_all_is_a_usage_error(trained_run, tmp_path, capsys):
+    _, checkpoint = trained_run
+    for argv in ([str(checkpoint), "x.npz", "--data", "digits"], [str(checkpoint)]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_arguments(argv)
+        assert exit_info.value.code == 2
+    errors = capsys.readouterr().err
+    assert "give either an input file (x.npz) or --data, not both" in errors
+    assert "give an input file after the checkpoint(s), or --data" in errors
