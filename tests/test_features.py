@@ -174,3 +174,14 @@ def test_the_fashion_recipes_train_on_the_finer_patch_features(tmp_path: Path, e
     assert features._target_ == "ssgan.features.PatchKMeansFeatures"
     assert (features.pool_grid, features.output_dim, features.num_centroids) == (7, 512, 200)
     assert cfg.model.optimizer.lr == lr
+
+
+@pytest.mark.parametrize("experiment", ["fashion_mnist_100", "fashion_mnist_1000"])
+def test_removing_the_features_group_trains_a_fashion_recipe_on_pixels(tmp_path: Path, experiment: str) -> None:
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_run
+
+    cfg = compose_run(tmp_path, [f"experiment={experiment}", "~data/features"])
+    assert cfg.data.get("features") is None
+    assert instantiate(cfg.data).features is None
