@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -18,10 +20,27 @@ class LinearDecayFactor:
         return min(1.0, max(0.0, (self.end_epoch - epoch) / (self.end_epoch - self.start_epoch)))
 
 
+class ConfiguredLambdaLR(LambdaLR):
+    """A LambdaLR whose factor is the run's configured one even after a checkpoint is restored.
+
+    torch's LambdaLR writes its factor's fields over the new one's on loading. A finished run continued with a
+    larger ``trainer.max_epochs`` (the recipes' ``end_epoch: ${trainer.max_epochs}``) would then keep the old
+    end and train every added epoch at rate 0. This one restores the epoch count and base rates only, and sets
+    the current rate from the configured factor; with an unchanged config that is the saved rate exactly.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.__dict__.update({key: value for key, value in state_dict.items() if key != "lr_lambdas"})
+        rates = [base * factor(self.last_epoch) for base, factor in zip(self.base_lrs, self.lr_lambdas)]
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            group["lr"] = rate
+        self._last_lr = rates
+
+
 def linear_decay(optimizer: torch.optim.Optimizer, start_epoch: int, end_epoch: int) -> LambdaLR:
     """The paper's CIFAR/SVHN schedule: lr * min(1, (end - epoch) / (end - start)), e.g. constant to 800, 0 at 1200."""
     if not 0 <= start_epoch < end_epoch:
         raise SSGANError(
             f"model.scheduler: start_epoch={start_epoch} and end_epoch={end_epoch} must satisfy 0 <= start < end"
         )
-    return LambdaLR(optimizer, LinearDecayFactor(start_epoch, end_epoch))
+    return ConfiguredLambdaLR(optimizer, LinearDecayFactor(start_epoch, end_epoch))

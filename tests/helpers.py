@@ -33,3 +33,13 @@ class PoisonAtBatch(pl.Callback):
         if trainer.fit_loop.total_batch_idx + 1 == self.batch:
             with torch.no_grad():
                 next(pl_module.discriminator.parameters()).view(-1)[0] = float("nan")
+
+
+class RecordLearningRates(pl.Callback):
+    """Append (epoch, each optimiser's rate) at every training epoch's start to the class-level ``seen`` list."""
+
+    seen: list[tuple[int, list[float]]] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        rates = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        RecordLearningRates.seen.append((trainer.current_epoch, rates))

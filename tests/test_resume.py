@@ -10,7 +10,7 @@ import torch
 from ssgan.checkpointing import AtomicCheckpointIO, resolve_checkpoint
 from ssgan.errors import SSGANError
 from ssgan.train import train
-from helpers import SimulatedKill
+from helpers import RecordLearningRates, SimulatedKill
 
 # digits: 1437 training images, batch 100 -> 14 batches per epoch; 2 epochs = 28 batches.
 RUN = [
@@ -59,6 +59,29 @@ def test_resume_after_kill_matches_uninterrupted_run(make_config, uninterrupted,
             assert torch.equal(weights[name], value), name
         else:
             assert weights[name] == value, name
+
+
+def test_resuming_with_more_epochs_stretches_the_rate_decay_as_configured(make_config):
+    """A finished run continued with a larger trainer.max_epochs follows the config's schedule, not the saved one.
+
+    The decay's end is ``${trainer.max_epochs}``: restoring the checkpoint's factor would keep the old end and
+    train every added epoch at rate 0.
+    """
+    decay = ("+model.scheduler={_target_: ssgan.schedules.linear_decay, _partial_: true, start_epoch: 1, "
+             "end_epoch: ${trainer.max_epochs}}")
+    probe = "+callbacks.rates={_target_: helpers.RecordLearningRates}"
+    quick = ["callbacks.health.sample_every_n_epochs=0", "trainer.limit_train_batches=2", decay, probe]
+    RecordLearningRates.seen.clear()
+    train(make_config("run", "trainer.max_epochs=2", *quick))
+    RecordLearningRates.seen.clear()
+
+    train(make_config("run", "trainer.max_epochs=4", *quick, "ckpt_path=last"))
+
+    base = 0.003  # conf/model/optimizer/adam.yaml, for D and G alike
+    epochs = [epoch for epoch, _ in RecordLearningRates.seen]
+    assert epochs == [2, 3]
+    for epoch, rates in RecordLearningRates.seen:
+        assert rates == [pytest.approx(base * (4 - epoch) / 3)] * 2, epoch
 
 
 def test_ckpt_path_last_without_checkpoint_is_a_clear_error(tmp_path):
