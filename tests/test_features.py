@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ssgan.augment import all_shifts
 from ssgan.data import SemiSupervisedDataModule
 from ssgan.data.sources import DigitsSource
 from ssgan.errors import SSGANError
@@ -100,6 +101,19 @@ def test_data_module_trains_on_features_of_the_unlabeled_pool() -> None:
     assert torch.equal(refit.centroids, data.feature_extractor.centroids)
     arguments = data.feature_arguments()
     assert arguments["raw_input_shape"] == (1, 8, 8)
+
+
+def test_shifted_labeled_views_are_encoded_by_the_fitted_features() -> None:
+    data = SemiSupervisedDataModule(DigitsSource(), num_labeled=20, batch_size=20, labeled_shift=1,
+                                    features=functools.partial(PatchKMeansFeatures, **SMALL))
+    data.setup()
+    raw = DigitsSource().load().train.inputs[data.split.labeled]
+    assert data.labeled_inputs.shape == (180, 6)
+    assert torch.allclose(data.labeled_inputs, data.feature_extractor(all_shifts(raw, 1)))
+    # the unshifted views are the labeled rows of the encoded training set
+    assert torch.allclose(data.labeled_inputs[80:100], data.data.train.inputs[data.split.labeled], atol=1e-5)
+    x_labeled, _, x_unlabeled, _ = next(iter(data.train_dataloader()))
+    assert x_labeled.shape == x_unlabeled.shape == (20, 6)
 
 
 def test_run_on_features_predicts_raw_images_from_its_checkpoint(tmp_path: Path) -> None:

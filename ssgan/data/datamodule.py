@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from ssgan.augment import all_shifts
 from ssgan.data.sources import ArrayDataset, Source, SourceData, check_finite, check_labels
 from ssgan.data.split import Split, make_split, resolve_labeled_count
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
@@ -63,6 +64,10 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     with the same data, unlabeled pool and feature settings (see :mod:`ssgan.feature_cache`), and
     ``features_cache_limit_gb`` bounds that folder by deleting the entries used longest ago.
     ``features_device`` is where the fit runs (the configs pick the training device's type).
+    ``labeled_shift`` > 0 adds every shift of each labeled image by up to that many pixels (both axes, zero
+    fill) to the labeled stream as further labeled examples, (2s + 1)^2 views in all, encoded by the fitted
+    features when there are any: the augmentation for networks on features, whose inputs cannot be shifted
+    per step (``model.augmentation`` shifts pixels per step instead).
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         features_cache_dir: str | None = None,
         features_cache_limit_gb: float | None = None,
         features_device: str = "cpu",
+        labeled_shift: int = 0,
     ) -> None:
         super().__init__()
         for name, value, optional in (
@@ -89,6 +95,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
             ("eval_batch_size", eval_batch_size, False),
             ("split_seed", split_seed, False),
             ("stream_seed", stream_seed, False),
+            ("labeled_shift", labeled_shift, False),
         ):
             require_integer(name, value, optional)
         if labeled_fraction is not None and not isinstance(labeled_fraction, (int, float)):
@@ -98,6 +105,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise SSGANError(f"data.{name}={value} must be a positive integer")
+        if labeled_shift < 0:
+            raise SSGANError(f"data.labeled_shift={labeled_shift} must be 0 (off) or a positive number of pixels")
         if root is not None and not hasattr(source, "root"):
             raise SSGANError(f"data.root={root!r} is set but {type(source).__name__} reads no files; drop data.root")
         self.source = source
@@ -109,6 +118,9 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size)
         self.split_seed = split_seed
         self.stream_seed = stream_seed
+        self.labeled_shift = labeled_shift
+        self.labeled_inputs: torch.Tensor | None = None  # the labeled stream's examples (shifted views included)
+        self.labeled_targets: torch.Tensor | None = None
         self.features = features
         self.features_cache_dir = features_cache_dir
         if features is not None:
@@ -150,7 +162,30 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
                 f"({self.split.unlabeled.numel()} examples)"
             )
         self.raw_input_shape = data.input_shape
+        labeled_images, labeled_targets = data.train.inputs[self.split.labeled], data.train.labels[self.split.labeled]
         self.data = self._featurised(data) if self.features is not None else data
+        self.labeled_inputs, self.labeled_targets = self._labeled_views(labeled_images, labeled_targets)
+
+    def _labeled_views(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The labeled examples the training stream cycles: as they are, or every shifted view of each."""
+        assert self.data is not None and self.split is not None
+        if not self.labeled_shift:
+            return self.data.train.inputs[self.split.labeled], targets
+        if images.ndim != 4:
+            raise SSGANError(
+                f"data.labeled_shift={self.labeled_shift} shifts images, but the source's inputs have shape "
+                f"{tuple(images.shape[1:])}; set data.labeled_shift=0 for tabular data"
+            )
+        height, width = images.shape[-2:]
+        if self.labeled_shift >= min(height, width):
+            raise SSGANError(
+                f"data.labeled_shift={self.labeled_shift} leaves nothing of the {height}x{width} images; "
+                f"use fewer pixels than {min(height, width)}"
+            )
+        views = all_shifts(images, self.labeled_shift)
+        if self.feature_extractor is not None:
+            views = self.feature_extractor(views)
+        return views, targets.repeat(views.shape[0] // targets.shape[0])
 
     def _featurised(self, data: SourceData) -> SourceData:
         """Fit ``features`` on the unlabeled pool's images (labels unused, validation excluded), map all."""
@@ -226,8 +261,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
                 f"share of the unlabeled pool ({split.unlabeled.numel() // world})"
             )
         self._train_stream = SemiSupervisedStream(
-            labeled_inputs=data.train.inputs[split.labeled],
-            labeled_targets=data.train.labels[split.labeled],
+            labeled_inputs=self.labeled_inputs,
+            labeled_targets=self.labeled_targets,
             unlabeled_inputs=data.train.inputs[split.unlabeled],
             batch_size=self.batch_size,
             seed=self.stream_seed,
