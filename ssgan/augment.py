@@ -48,21 +48,27 @@ class RandomShiftFlip:
         return f"RandomShiftFlip(max_shift={self.max_shift}, horizontal_flip={self.horizontal_flip})"
 
 
-def all_shifts(images: Tensor, max_shift: int) -> Tensor:
+def all_shifts(images: Tensor, max_shift: int, field: str = "max_shift") -> Tensor:
     """Every whole-pixel shift of each image by up to ``max_shift`` along both axes, zero-filled at the borders.
 
     Returns ``(2 * max_shift + 1) ** 2`` copies of the (B, C, H, W) batch, stacked shift-major: copy k of image i
     is row ``k * B + i``, and the unshifted copy is the middle block. A fixed set of views (rather than a fresh
     random shift per step) is what inputs that go through a fitted feature transform need: each view is encoded
-    once before training.
+    once before training. ``field`` is the setting's name in the caller's config, so errors point at it.
     """
     if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise SSGANError(f"the shift {max_shift!r} must be a non-negative integer")
+        raise SSGANError(f"{field}={max_shift!r} must be a non-negative integer")
     if images.ndim != 4:
-        raise SSGANError(f"shifted copies need image batches (B, C, H, W); got shape {tuple(images.shape)}")
+        raise SSGANError(
+            f"{field}={max_shift} shifts images (C, H, W), but the inputs have shape {tuple(images.shape[1:])}; "
+            f"set {field}=0 for tabular data"
+        )
     height, width = images.shape[-2:]
     if max_shift >= min(height, width):
-        raise SSGANError(f"a shift of {max_shift} pixels leaves nothing of {height}x{width} images")
+        raise SSGANError(
+            f"{field}={max_shift} leaves nothing of the {height}x{width} images; "
+            f"use fewer pixels than {min(height, width)}"
+        )
     s = max_shift
     padded = F.pad(images, (s, s, s, s))
     return torch.cat([

@@ -74,9 +74,9 @@ def test_all_shifts_gives_every_shift_once_shift_major() -> None:
 
 
 def test_all_shifts_refuses_bad_input_clearly() -> None:
-    with pytest.raises(SSGANError, match=r"need image batches \(B, C, H, W\); got shape \(4, 10\)"):
+    with pytest.raises(SSGANError, match=r"max_shift=1 shifts images \(C, H, W\), but the inputs have shape \(10,\)"):
         all_shifts(torch.rand(4, 10), 1)
-    with pytest.raises(SSGANError, match="must be a non-negative integer"):
+    with pytest.raises(SSGANError, match="max_shift=-1 must be a non-negative integer"):
         all_shifts(torch.rand(1, 1, 4, 4), -1)
-    with pytest.raises(SSGANError, match="leaves nothing of 4x5 images"):
+    with pytest.raises(SSGANError, match="max_shift=4 leaves nothing of the 4x5 images"):
         all_shifts(torch.rand(1, 1, 4, 5), 4)

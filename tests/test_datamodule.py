@@ -129,5 +129,5 @@ def test_labeled_shift_refuses_bad_values_and_flat_inputs_by_name() -> None:
         SemiSupervisedDataModule(DigitsSource(), labeled_shift=1.5)
     with pytest.raises(SSGANError, match="data.labeled_shift=8 leaves nothing of the 8x8 images"):
         SemiSupervisedDataModule(DigitsSource(), num_labeled=20, labeled_shift=8).setup()
-    with pytest.raises(SSGANError, match=r"data.labeled_shift=1 shifts images, but the source's inputs have shape \(5,\)"):
+    with pytest.raises(SSGANError, match=r"data.labeled_shift=1 shifts images \(C, H, W\), but the inputs have shape \(5,\)"):
         SemiSupervisedDataModule(TableSource(), num_labeled=10, batch_size=20, labeled_shift=1).setup()

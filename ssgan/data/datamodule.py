@@ -171,18 +171,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         assert self.data is not None and self.split is not None
         if not self.labeled_shift:
             return self.data.train.inputs[self.split.labeled], targets
-        if images.ndim != 4:
-            raise SSGANError(
-                f"data.labeled_shift={self.labeled_shift} shifts images, but the source's inputs have shape "
-                f"{tuple(images.shape[1:])}; set data.labeled_shift=0 for tabular data"
-            )
-        height, width = images.shape[-2:]
-        if self.labeled_shift >= min(height, width):
-            raise SSGANError(
-                f"data.labeled_shift={self.labeled_shift} leaves nothing of the {height}x{width} images; "
-                f"use fewer pixels than {min(height, width)}"
-            )
-        views = all_shifts(images, self.labeled_shift)
+        views = all_shifts(images, self.labeled_shift, field="data.labeled_shift")
         if self.feature_extractor is not None:
             views = self.feature_extractor(views)
         return views, targets.repeat(views.shape[0] // targets.shape[0])
