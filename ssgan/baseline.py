@@ -15,8 +15,8 @@ class SupervisedBaseline(ClassifierModule):
     """Same network, same noise, same weight average and schedule as the SSGAN; no unlabeled data, no G.
 
     Its data-dependent initialisation also uses labeled examples only, so nothing unlabeled leaks in.
-    The SSGAN-only settings (generator, its optimizer, the unlabeled, entropy and consistency weights and
-    ramp-up, the feature-matching distance, augmenting unlabeled data) are accepted and ignored, so one
+    The SSGAN-only settings (generator, its optimizer, the unlabeled, entropy, balance and consistency
+    weights and ramp-up, the feature-matching distance, augmenting unlabeled data) are accepted and ignored, so one
     experiment config serves both models.
     """
 
@@ -29,6 +29,7 @@ class SupervisedBaseline(ClassifierModule):
         feature_matching_distance: str | None = None,
         augment_unlabeled: bool | None = None,
         entropy_weight: float | None = None,
+        balance_weight: float | None = None,
         consistency_weight: float | None = None,
         consistency_rampup_epochs: float | None = None,
         **kwargs: Any,

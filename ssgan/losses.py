@@ -7,6 +7,8 @@ D(x) = P(real | x) = Z / (Z + 1), Z = exp(lse(x)), hence -log D(x) = softplus(ls
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,6 +36,15 @@ def class_entropy(logits: Tensor) -> Tensor:
     return -(log_probabilities.exp() * log_probabilities).sum(dim=1).mean()
 
 
+def class_imbalance(logits: Tensor) -> Tensor:
+    """KL(p_mean || uniform) = log K - H(p_mean), p_mean the batch mean of softmax(l(x)) (B, K).
+
+    0 when the batch's posteriors spread evenly over the K classes, log K when all go to one class.
+    """
+    log_mean = torch.logsumexp(F.log_softmax(logits, dim=1), dim=0) - math.log(logits.shape[0])
+    return (log_mean.exp() * log_mean).sum() + math.log(logits.shape[1])
+
+
 def discriminator_loss(
     labeled_logits: Tensor,
     targets: Tensor,
@@ -41,18 +52,24 @@ def discriminator_loss(
     fake_logits: Tensor,
     unlabeled_weight: float = 1.0,
     entropy_weight: float = 0.0,
+    balance_weight: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """L_D = L_lab + w_unl * L_unl (+ w_ent * class entropy on unlabeled data); returns (L_D, L_lab, L_unl).
+    """L_D = L_lab + w_unl * L_unl (+ optional terms on unlabeled data); returns (L_D, L_lab, L_unl).
 
-    The entropy term is not in the paper: it pushes unlabeled examples away from class boundaries, as in
-    entropy minimisation (Grandvalet & Bengio 2005) and its use in "Good Semi-supervised Learning that
-    Requires a Bad GAN" (Dai et al. 2017). ``entropy_weight=0`` is the paper's loss exactly.
+    Neither optional term is in the paper; with both weights 0 this is the paper's loss exactly.
+    ``entropy_weight`` adds the mean class entropy, pushing unlabeled examples away from class boundaries, as
+    in entropy minimisation (Grandvalet & Bengio 2005) and "Good Semi-supervised Learning that Requires a Bad
+    GAN" (Dai et al. 2017). ``balance_weight`` adds :func:`class_imbalance`, pulling the unlabeled batch's
+    mean posterior towards equal class shares (the marginal-entropy term of CatGAN, Springenberg 2016): for
+    data whose classes are about equally frequent, where D otherwise over-predicts some of them.
     """
     labeled = supervised_loss(labeled_logits, targets)
     unlabeled = unlabeled_loss(real_logits, fake_logits)
     total = labeled + unlabeled_weight * unlabeled
     if entropy_weight:
         total = total + entropy_weight * class_entropy(real_logits)
+    if balance_weight:
+        total = total + balance_weight * class_imbalance(real_logits)
     return total, labeled, unlabeled
 
 

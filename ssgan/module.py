@@ -46,6 +46,7 @@ class SSGAN(ClassifierModule):
         augmentation: Callable[[Tensor], Tensor] | None = None,
         augment_unlabeled: bool = False,
         entropy_weight: float = 0.0,
+        balance_weight: float = 0.0,
         consistency_weight: float = 0.0,
         consistency_rampup_epochs: float = 5.0,
         input_features: NetworkFactory | None = None,
@@ -82,6 +83,7 @@ class SSGAN(ClassifierModule):
         self.feature_matching_distance = feature_matching_distance
         self.augment_unlabeled = augment_unlabeled
         self.entropy_weight = entropy_weight
+        self.balance_weight = balance_weight
         self.consistency_weight = consistency_weight
         self.consistency_rampup_epochs = consistency_rampup_epochs
 
@@ -135,7 +137,8 @@ class SSGAN(ClassifierModule):
         logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs, generated]))
         labeled_logits, real_logits, fake_logits = logits.split([num_labeled, num_unlabeled, num_unlabeled])
         loss_d, loss_labeled, loss_unlabeled = discriminator_loss(
-            labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight, self.entropy_weight
+            labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight, self.entropy_weight,
+            self.balance_weight,
         )
         if target_logits is not None:
             loss_d = loss_d + self.consistency_ramp(batch_idx) * consistency_loss(real_logits, target_logits)

@@ -8,6 +8,7 @@ import torch
 from ssgan.errors import SSGANError
 from ssgan.losses import (
     class_entropy,
+    class_imbalance,
     consistency_loss,
     discriminator_loss,
     feature_matching_loss,
@@ -91,6 +92,30 @@ def test_entropy_weight_adds_the_unlabeled_class_entropy_and_zero_is_the_paper_l
     with_entropy, lab2, unl2 = discriminator_loss(labeled, targets, real, fake, 1.0, 0.5)
     assert (lab2.item(), unl2.item()) == (lab.item(), unl.item())
     assert with_entropy.item() == pytest.approx(paper.item() + 0.5 * class_entropy(real).item(), rel=1e-6)
+
+
+def test_class_imbalance_is_the_kl_of_the_mean_posterior_from_equal_shares() -> None:
+    # posteriors (1/2, 1/2) and (3/4, 1/4): mean (5/8, 3/8); KL from (1/2, 1/2) = sum p log(2p)
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+    expected = 0.625 * math.log(1.25) + 0.375 * math.log(0.75)
+    assert class_imbalance(logits).item() == pytest.approx(expected, rel=1e-5)
+    balanced = torch.tensor([[200.0, 0.0, 0.0], [0.0, 200.0, 0.0], [0.0, 0.0, 200.0]])
+    assert class_imbalance(balanced).item() == pytest.approx(0.0, abs=1e-6)
+    one_class = torch.tensor([[200.0, 0.0, 0.0], [300.0, 0.0, 0.0]])
+    assert class_imbalance(one_class).item() == pytest.approx(math.log(3.0), rel=1e-6)
+
+
+def test_balance_weight_adds_the_unlabeled_class_imbalance() -> None:
+    labeled, targets = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
+    real, fake = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]]), torch.tensor([[-1.0, -1.0]])
+    paper, lab, unl = discriminator_loss(labeled, targets, real, fake, 1.0, 0.0, 0.0)
+    balanced, lab2, unl2 = discriminator_loss(labeled, targets, real, fake, 1.0, 0.0, 2.0)
+    assert (lab2.item(), unl2.item()) == (lab.item(), unl.item())
+    assert balanced.item() == pytest.approx(paper.item() + 2.0 * class_imbalance(real).item(), rel=1e-6)
+    # its gradient moves the over-predicted class's logits down
+    real = real.clone().requires_grad_(True)
+    class_imbalance(real).backward()
+    assert real.grad[:, 0].sum() > 0 > real.grad[:, 1].sum()
 
 
 def test_consistency_loss_by_hand_and_no_gradient_into_the_target() -> None:

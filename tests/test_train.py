@@ -121,9 +121,10 @@ def test_consistency_ramp_follows_the_gaussian_schedule() -> None:
 
 @pytest.mark.parametrize("model", ["ssgan", "supervised"])
 def test_recipe_options_train_end_to_end(tmp_path: Path, model: str) -> None:
-    """Augmentation, entropy and consistency terms together: a short run trains and evaluates."""
+    """Augmentation, entropy, balance and consistency terms together: a short run trains and evaluates."""
     cfg = compose_config(tmp_path, [*SHORT, "experiment=digits_50", f"model={model}", "++model.entropy_weight=0.5",
-                                    "++model.consistency_weight=5", "++model.augment_unlabeled=true"])
+                                    "++model.balance_weight=1", "++model.consistency_weight=5",
+                                    "++model.augment_unlabeled=true"])
     assert cfg.model.augmentation.max_shift == 1
     metrics = train(cfg)
     assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["num_labeled"] == 50
