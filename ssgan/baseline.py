@@ -16,8 +16,8 @@ class SupervisedBaseline(ClassifierModule):
 
     Its data-dependent initialisation also uses labeled examples only, so nothing unlabeled leaks in.
     The SSGAN-only settings (generator, its optimizer, the unlabeled, entropy, balance and consistency
-    weights and ramp-up, the feature-matching distance, augmenting unlabeled data) are accepted and ignored, so one
-    experiment config serves both models.
+    weights and ramp-up, the feature-matching distance, augmenting unlabeled data) are accepted and ignored,
+    so one experiment config serves both models.
     """
 
     def __init__(

@@ -137,8 +137,8 @@ class SSGAN(ClassifierModule):
         logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs, generated]))
         labeled_logits, real_logits, fake_logits = logits.split([num_labeled, num_unlabeled, num_unlabeled])
         loss_d, loss_labeled, loss_unlabeled = discriminator_loss(
-            labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight, self.entropy_weight,
-            self.balance_weight,
+            labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight,
+            entropy_weight=self.entropy_weight, balance_weight=self.balance_weight,
         )
         if target_logits is not None:
             loss_d = loss_d + self.consistency_ramp(batch_idx) * consistency_loss(real_logits, target_logits)
