@@ -16,8 +16,8 @@ class SupervisedBaseline(ClassifierModule):
 
     Its data-dependent initialisation also uses labeled examples only, so nothing unlabeled leaks in.
     The SSGAN-only settings (generator, its optimizer, the unlabeled, entropy, balance and consistency
-    weights and ramp-up, the feature-matching distance, augmenting unlabeled data) are accepted and ignored,
-    so one experiment config serves both models.
+    weights, the balance term's end epoch, the consistency ramp-up, the feature-matching distance, augmenting
+    unlabeled data) are accepted and ignored, so one experiment config serves both models.
     """
 
     def __init__(
@@ -30,6 +30,7 @@ class SupervisedBaseline(ClassifierModule):
         augment_unlabeled: bool | None = None,
         entropy_weight: float | None = None,
         balance_weight: float | None = None,
+        balance_end_epoch: int | None = None,
         consistency_weight: float | None = None,
         consistency_rampup_epochs: float | None = None,
         **kwargs: Any,

@@ -47,11 +47,17 @@ class SSGAN(ClassifierModule):
         augment_unlabeled: bool = False,
         entropy_weight: float = 0.0,
         balance_weight: float = 0.0,
+        balance_end_epoch: int | None = None,
         consistency_weight: float = 0.0,
         consistency_rampup_epochs: float = 5.0,
         input_features: NetworkFactory | None = None,
         raw_input_shape: Sequence[int] | None = None,
     ) -> None:
+        if balance_end_epoch is not None and (isinstance(balance_end_epoch, bool) or
+                                              not isinstance(balance_end_epoch, int) or balance_end_epoch < 0):
+            raise SSGANError(
+                f"model.balance_end_epoch={balance_end_epoch!r}: expected null (every epoch) or an epoch number >= 0"
+            )
         if feature_matching_distance not in FEATURE_DISTANCES:
             raise SSGANError(
                 f"model.feature_matching_distance={feature_matching_distance!r} is not one of {FEATURE_DISTANCES}"
@@ -84,6 +90,7 @@ class SSGAN(ClassifierModule):
         self.augment_unlabeled = augment_unlabeled
         self.entropy_weight = entropy_weight
         self.balance_weight = balance_weight
+        self.balance_end_epoch = balance_end_epoch
         self.consistency_weight = consistency_weight
         self.consistency_rampup_epochs = consistency_rampup_epochs
 
@@ -103,6 +110,14 @@ class SSGAN(ClassifierModule):
         rampup = self.consistency_rampup_epochs
         progress = min(1.0, epochs_done / rampup) if rampup > 0 else 1.0
         return self.consistency_weight * math.exp(-5.0 * (1.0 - progress) ** 2)
+
+    def current_balance_weight(self) -> float:
+        """w_bal before ``balance_end_epoch`` and 0 from it on: the term speeds up learning at the full rate, but
+        kept through the rate's decay it cancels what the decay adds (docs/benchmarks.md)."""
+        end = self.balance_end_epoch
+        if end is not None and self.current_epoch >= end:
+            return 0.0
+        return self.balance_weight
 
     def generator_output(self, noise: Tensor) -> Tensor:
         """G's samples as D's inputs: with input features, G's output in [0, 1] is mapped to the features' range."""
@@ -138,7 +153,7 @@ class SSGAN(ClassifierModule):
         labeled_logits, real_logits, fake_logits = logits.split([num_labeled, num_unlabeled, num_unlabeled])
         loss_d, loss_labeled, loss_unlabeled = discriminator_loss(
             labeled_logits, targets, real_logits, fake_logits, self.unlabeled_weight,
-            entropy_weight=self.entropy_weight, balance_weight=self.balance_weight,
+            entropy_weight=self.entropy_weight, balance_weight=self.current_balance_weight(),
         )
         if target_logits is not None:
             loss_d = loss_d + self.consistency_ramp(batch_idx) * consistency_loss(real_logits, target_logits)
