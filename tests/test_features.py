@@ -218,3 +218,18 @@ def test_the_100_label_recipe_decays_its_rate_to_zero_at_its_last_epoch(
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.model.optimizer.lr)
     factor = instantiate(cfg.model.scheduler)(optimizer).lr_lambdas[0]
     assert [factor(0), factor(40), factor((40 + epochs) // 2), factor(epochs - 1)] == pytest.approx(factors)
+
+
+def test_the_100_label_recipe_balances_classes_until_its_decay_starts(tmp_path: Path) -> None:
+    """The class-balance term is on while the rate is constant and off from epoch 40, where the decay starts;
+    the supervised network given the same recipe ignores it."""
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_run
+
+    cfg = compose_run(tmp_path, ["experiment=fashion_mnist_100"])
+    assert (cfg.model.balance_weight, cfg.model.balance_end_epoch) == (0.1, cfg.model.scheduler.start_epoch)
+    assert compose_run(tmp_path, ["experiment=fashion_mnist_1000"]).model.balance_weight == 0.0
+    supervised = compose_run(tmp_path, ["experiment=fashion_mnist_100", "model=supervised"])
+    assert supervised.model.balance_weight == 0.1
+    instantiate(supervised.model, input_shape=(512,), num_classes=10)
