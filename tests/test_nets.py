@@ -5,6 +5,7 @@ from functools import partial
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 
 from ssgan.data.datamodule import SemiSupervisedDataModule
 from ssgan.data.sources import DigitsSource
@@ -88,6 +89,28 @@ def test_weight_norm_under_cpu_autocast_keeps_each_gradient_in_its_parameters_dt
     for value, want in zip(got, expected):
         assert value.dtype == torch.float32
         assert torch.allclose(value, want, rtol=0.05, atol=0.05 * float(want.abs().max()))
+
+
+def test_weight_norm_under_cpu_autocast_multiplies_the_operands_autocast_would() -> None:
+    """The layer casts x, v and the upstream gradient to bf16 once per pass; the matmuls must see exactly the
+    bf16 operands that autocast's own ``F.linear`` would, and sum the norm's share in fp32."""
+    torch.manual_seed(0)
+    layer = WeightNormLinear(48, 24)
+    x = torch.randn(20, 48, requires_grad=True)
+    upstream = torch.randn(20, 24)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        direction = F.linear(x, layer.v)
+        output = layer(x)
+    scale = layer.g / layer.v.norm(dim=1)
+    assert direction.dtype == torch.bfloat16 and output.dtype == torch.float32
+    assert torch.equal(output, torch.addcmul(layer.b, direction, scale))
+    grad_x, grad_v = torch.autograd.grad(output, [x, layer.v], upstream)
+    scaled = (upstream * scale).bfloat16()
+    assert torch.equal(grad_x, (scaled @ layer.v.detach().bfloat16()).float())
+    along = (upstream * direction.detach()).sum(0)
+    expected_v = (scaled.T @ x.detach().bfloat16()).float()
+    expected_v.addcmul_(layer.v.detach(), (-along * scale / layer.v.norm(dim=1).square()).unsqueeze(1).detach())
+    assert torch.equal(grad_v, expected_v)
 
 
 def test_discriminator_step_touches_only_d_and_generator_step_only_g(tmp_path) -> None:
