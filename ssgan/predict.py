@@ -3,6 +3,7 @@
     ssgan-predict outputs/.../checkpoints/last.ckpt inputs.npz -o predictions.csv    # .npz with an ``x`` array
     ssgan-predict last.ckpt features.csv                                            # one example per row
     ssgan-predict last.ckpt --data digits --split test                              # a data config's source
+    ssgan-predict last.ckpt --data fashion_mnist --data-root /usr/share/datasets/fashion-mnist   # its files' folder
     ssgan-predict run1/last.ckpt run2/last.ckpt inputs.npz                          # mean of two runs' probabilities
 """
 
@@ -123,10 +124,14 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     raise SSGANError(f"input {path}: expected a .npz (array 'x') or a .csv of features")
 
 
-def read_source(data: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and labels of a data config's source (``digits`` or a path to a data .yaml), train or test part."""
+def read_source(data: str, split: str, root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels of a data config's source (``digits`` or a path to a data .yaml), train or test part.
+
+    ``root`` replaces the config's ``root`` (the folder of a file-based dataset such as Fashion-MNIST).
+    """
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     path = Path(data) if data.endswith((".yaml", ".yml")) else CONFIG_DIR / "data" / f"{data}.yaml"
     if not path.is_file():
@@ -134,7 +139,19 @@ def read_source(data: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     config = OmegaConf.load(path)
     if "source" not in config:
         raise SSGANError(f"--data {data}: {path} has no 'source' entry")
-    loaded = instantiate(config.source).load()
+    if root is not None:
+        if "root" not in config:
+            raise SSGANError(f"--data-root: the data config {path} reads no 'root' folder")
+        config.root = root
+    # The group's values refer to each other as ${data.*}, as they do inside a composed training config.
+    source = OmegaConf.create({"data": config}).data.source
+    try:
+        loaded = instantiate(source).load()
+    except OmegaConfBaseException as error:
+        raise SSGANError(
+            f"--data {data}: its source refers to a value only a training run sets ({error.msg}); save the "
+            "inputs as an .npz file (array 'x', optional 'y') and give that instead"
+        ) from None
     part = loaded.test if split == "test" else loaded.train
     return part.inputs.numpy(), part.labels.numpy()
 
@@ -194,6 +211,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--data", help="a data config name (e.g. digits) or .yaml path, instead of an input file")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="part of --data to predict")
+    parser.add_argument("--data-root", help="folder of --data's files (its config's root), e.g. "
+                        "/usr/share/datasets/fashion-mnist")
     parser.add_argument("-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=1000)
     arguments = parser.parse_args(argv)
@@ -202,6 +221,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         if inputs:
             parser.error(f"give either an input file ({inputs[0]}) or --data, not both")
         arguments.checkpoints, arguments.input = arguments.paths, None
+    elif arguments.data_root is not None:
+        parser.error("--data-root goes with --data")
     elif len(arguments.paths) >= 2:
         arguments.checkpoints, arguments.input = arguments.paths[:-1], arguments.paths[-1]
     else:
@@ -215,7 +236,7 @@ def run(arguments: argparse.Namespace) -> float | None:
     check_ensemble(modules, arguments.checkpoints)
     module = modules[0]
     if arguments.data is not None:
-        raw, labels = read_source(arguments.data, arguments.split)
+        raw, labels = read_source(arguments.data, arguments.split, arguments.data_root)
         where = f"--data {arguments.data}"
     else:
         raw, labels = read_inputs(arguments.input)

@@ -12,7 +12,7 @@ from ssgan.baseline import SupervisedBaseline
 from ssgan.data.sources import DigitsSource
 from ssgan.errors import SSGANError
 from ssgan.module import SSGAN
-from ssgan.predict import load_module, main as predict_main, read_inputs, run as predict_run, parse_arguments
+from ssgan.predict import load_module, main as predict_main, read_inputs, read_source, run as predict_run, parse_arguments
 from ssgan.sample import main as sample_main
 from ssgan.train import train
 
@@ -161,3 +161,21 @@ def test_an_input_file_with_data_or_no_input_at_all_is_a_usage_error(trained_run
     errors = capsys.readouterr().err
     assert "give either an input file (x.npz) or --data, not both" in errors
     assert "give an input file after the checkpoint(s), or --data" in errors
+
+
+def test_data_configs_that_read_a_folder_are_read_from_data_root(tmp_path):
+    from format_writers import write_mnist
+
+    write_mnist(tmp_path / "fashion", train=30, test=20)
+    inputs, labels = read_source("fashion_mnist", "test", root=str(tmp_path / "fashion"))
+    assert inputs.shape == (20, 1, 28, 28) and 0.0 <= inputs.min() and inputs.max() <= 1.0
+    assert labels.tolist() == [k % 10 for k in range(20)]
+    assert read_source("fashion_mnist", "train", root=str(tmp_path / "fashion"))[0].shape[0] == 30
+
+
+def test_data_root_needs_data_and_a_config_with_a_root(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_arguments(["last.ckpt", "x.npz", "--data-root", str(tmp_path)])
+    assert "--data-root goes with --data" in capsys.readouterr().err
+    with pytest.raises(SSGANError, match="reads no 'root' folder"):
+        read_source("digits", "test", root=str(tmp_path))
