@@ -178,12 +178,12 @@ def test_generator_on_features_must_end_in_a_sigmoid() -> None:
 
 
 @pytest.mark.parametrize(("experiment", "lr", "patch_size", "contrast_eps"),
-                         [("fashion_mnist_100", 0.0015, 7, 0.001), ("fashion_mnist_1000", 0.003, 5, 0.1)])
+                         [("fashion_mnist_100", 0.0015, 7, 0.001), ("fashion_mnist_1000", 0.003, 7, 0.001)])
 def test_the_fashion_recipes_train_on_the_finer_patch_features(
     tmp_path: Path, experiment: str, lr: float, patch_size: int, contrast_eps: float
 ) -> None:
     """Both Fashion-MNIST recipes put 7x7-pooled, 512-long patch features between the images and the networks,
-    the 100-label one from larger, less smoothed patches; the benchmark's figures (docs/benchmarks.md) were
+    both from larger, less smoothed patches; the benchmark's figures (docs/benchmarks.md) were
     measured with exactly these settings."""
     from tests.conftest import compose_run
 
