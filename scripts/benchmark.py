@@ -31,9 +31,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from ssgan.config import device_name  # also registers the config resolvers
+from ssgan.runtime.hardware import device_name  # also registers the config resolvers
 from ssgan.data.split import Split
-from ssgan.train import CONFIG_DIR, train
+from ssgan.cli.train import CONFIG_DIR, train
 
 SUITES: dict[str, list[str]] = {
     "digits_50": ["experiment=digits_50"],
@@ -41,7 +41,7 @@ SUITES: dict[str, list[str]] = {
     "fashion_mnist_1000": ["experiment=fashion_mnist_1000"],
 }
 METHODS = ("ssgan", "supervised", "label_spreading", "self_training", "self_training_on_features")
-# run only for suites whose recipe trains its networks on learnt features (data.features): scikit-learn's
+# run only for suites whose recipe trains its networks on learnt features (data.encoder): scikit-learn's
 # self-training given the same features, to show how much of the gain is the representation
 FEATURE_METHODS = ("self_training_on_features",)
 
@@ -56,7 +56,7 @@ def compose_run(suite: str, seed: int, model: str, output_dir: Path, extra: list
 def draw_split(suite: str, seed: int, workdir: Path, extra: list[str]) -> Any:
     """The suite's data module with the (suite, seed) split drawn (no training) and saved beside the runs.
 
-    It holds the pixels even where the recipe trains its networks on learnt features (``data.features``):
+    It holds the pixels even where the recipe trains its networks on learnt features (``data.encoder``):
     the split does not depend on them, and the scikit-learn methods are run on the pixels.
     """
     folder = workdir / suite

@@ -25,10 +25,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-from ssgan.config import device_name, fast_precision
+from ssgan.runtime.hardware import device_name, fast_precision
 from ssgan.data.datamodule import SemiSupervisedDataModule
-from ssgan.data.sources import ArrayDataset, SourceData
-from ssgan.train import CONFIG_DIR
+from ssgan.data.sources.base import ArrayDataset, SourceData
+from ssgan.cli.train import CONFIG_DIR
 
 EPOCH_EXAMPLES = 60_000
 

@@ -1,16 +1,21 @@
-"""ssgan: semi-supervised GAN classifiers (Salimans et al. 2016) trained from few labels."""
+"""ssgan: semi-supervised GAN classifiers (Salimans et al. 2016) trained from few labels.
 
-import ssgan.config  # noqa: F401  (config resolvers, also in launcher workers that unpickle a job)
+    from ssgan import SSGANClassifier          # scikit-learn estimator, y == -1 marks unlabeled rows
+    from ssgan import compose, build           # a Hydra config -> (datamodule, model, trainer)
+"""
+
+from ssgan.build import build, compose  # also registers the config resolvers (launcher workers import ssgan)
 from ssgan.errors import SSGANError
+from ssgan.models import SSGAN, SSGANObjective, SupervisedBaseline
 
-__all__ = ["SSGANClassifier", "SSGANError"]
-__version__ = "0.1.0"
+__all__ = ["SSGAN", "SSGANClassifier", "SSGANError", "SSGANObjective", "SupervisedBaseline", "build", "compose"]
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):
-    """Import the estimator (torch, Lightning, scikit-learn) only when it is asked for."""
+    """Import the estimator (and scikit-learn) only when it is asked for."""
     if name == "SSGANClassifier":
-        from ssgan.estimator import SSGANClassifier
+        from ssgan.sklearn import SSGANClassifier
 
         return SSGANClassifier
     raise AttributeError(f"module 'ssgan' has no attribute {name!r}")

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from ssgan.train import CONFIG_DIR
+from ssgan.cli.train import CONFIG_DIR
 
 TINY = [
     "model.discriminator.hidden_widths=[32,16]",

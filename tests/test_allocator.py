@@ -10,10 +10,10 @@ import textwrap
 import numpy as np
 import pytest
 
-import ssgan.allocator
-import ssgan.classifier
+import ssgan.runtime.allocator
+import ssgan.models.base
 from ssgan import SSGANClassifier
-from ssgan.allocator import glibc, keep_freed_memory
+from ssgan.runtime.allocator import glibc, keep_freed_memory
 
 pytestmark = pytest.mark.skipif(glibc() is None, reason="the malloc settings apply to glibc only")
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(glibc() is None, reason="the malloc settings app
 FAULTS_PER_STEP = textwrap.dedent(
     """
     import resource, sys, torch
-    from ssgan.allocator import keep_freed_memory
+    from ssgan.runtime.allocator import keep_freed_memory
     applied = keep_freed_memory() if sys.argv[1] == "tuned" else False
     torch.manual_seed(0)
     torch.set_num_threads(1)  # one thread, one malloc arena: no arenas created by chance under load
@@ -81,31 +81,31 @@ class RecordingLibc:
 def fresh_allocator(monkeypatch: pytest.MonkeyPatch) -> RecordingLibc:
     """A process state in which the settings were never tried, with a recording C library."""
     libc = RecordingLibc()
-    monkeypatch.setattr(ssgan.allocator, "_applied", None)
-    monkeypatch.setattr(ssgan.allocator, "glibc", lambda: libc)
+    monkeypatch.setattr(ssgan.runtime.allocator, "_applied", None)
+    monkeypatch.setattr(ssgan.runtime.allocator, "glibc", lambda: libc)
     return libc
 
 
 @pytest.mark.parametrize("value", ["0", "false", "No", " off "])
 def test_opt_out_leaves_glibc_alone(value: str, fresh_allocator: RecordingLibc,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ssgan.allocator.OPT_OUT_VARIABLE, value)
+    monkeypatch.setenv(ssgan.runtime.allocator.OPT_OUT_VARIABLE, value)
     assert keep_freed_memory() is False
     assert fresh_allocator.calls == []
 
 
 def test_settings_are_raised_once_per_process(fresh_allocator: RecordingLibc,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ssgan.allocator.OPT_OUT_VARIABLE, raising=False)
+    monkeypatch.delenv(ssgan.runtime.allocator.OPT_OUT_VARIABLE, raising=False)
     assert keep_freed_memory() is True
     assert keep_freed_memory() is True
-    assert fresh_allocator.calls == [(ssgan.allocator.M_MMAP_THRESHOLD, ssgan.allocator.MMAP_THRESHOLD),
-                                     (ssgan.allocator.M_TRIM_THRESHOLD, ssgan.allocator.TRIM_THRESHOLD)]
+    assert fresh_allocator.calls == [(ssgan.runtime.allocator.M_MMAP_THRESHOLD, ssgan.runtime.allocator.MMAP_THRESHOLD),
+                                     (ssgan.runtime.allocator.M_TRIM_THRESHOLD, ssgan.runtime.allocator.TRIM_THRESHOLD)]
 
 
 def test_fitting_on_cpu_applies_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr(ssgan.classifier, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(ssgan.models.base, "keep_freed_memory", lambda: calls.append(True) or True)
     X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
     y = np.where(np.arange(40) < 10, np.arange(40) % 2, -1)
     SSGANClassifier(hidden_widths=(8,), generator_widths=(8,), noise_dim=4, max_epochs=1, batch_size=8).fit(X, y)

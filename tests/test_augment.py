@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssgan.augment import RandomShiftFlip, all_shifts
+from ssgan.data.augment import RandomShiftFlip, all_shifts
 from ssgan.errors import SSGANError
 
 

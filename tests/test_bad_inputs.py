@@ -14,7 +14,7 @@ from PIL import Image
 
 from format_writers import cifar_batch, cifar_files, write_cifar_folder, write_idx, write_mnist, write_svhn_mat
 from ssgan.data import SemiSupervisedDataModule
-from ssgan.data.formats import CIFAR10Source, ImageFolderSource, MNISTSource, NpzSource, SVHNSource, TableSource
+from ssgan.data.sources import CIFAR10Source, ImageFolderSource, MNISTSource, NpzSource, SVHNSource, TableSource
 from ssgan.errors import SSGANError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -197,7 +197,7 @@ def test_entry_point_writes_only_error_txt(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
-        [sys.executable, "-m", "ssgan.train", "data=table", f"data.source.path={bad}", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "ssgan.cli.train", "data=table", f"data.source.path={bad}", f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2, result.stderr

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ssgan import config
-from ssgan.config import cpu_has_native_bf16, cpu_model, fast_precision
+from ssgan.runtime.hardware import cpu_has_native_bf16, cpu_model, fast_precision
 from tests.conftest import compose_run
 
 
@@ -39,17 +39,17 @@ def test_cpu_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, nati
 def test_the_features_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SSGAN_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
-    assert compose_run(tmp_path).data.features_cache_dir == "/xdg/ssgan/features"
+    assert compose_run(tmp_path).data.encoder_cache_dir == "/xdg/ssgan/features"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert compose_run(tmp_path).data.features_cache_dir == "~/.cache/ssgan/features"
+    assert compose_run(tmp_path).data.encoder_cache_dir == "~/.cache/ssgan/features"
     monkeypatch.setenv("SSGAN_CACHE_DIR", "/own")
-    assert compose_run(tmp_path).data.features_cache_dir == "/own/features"
-    assert compose_run(tmp_path, ["data.features_cache_dir=null"]).data.features_cache_dir is None
+    assert compose_run(tmp_path).data.encoder_cache_dir == "/own/features"
+    assert compose_run(tmp_path, ["data.encoder_cache_dir=null"]).data.encoder_cache_dir is None
 
 
 @pytest.mark.parametrize("accelerator", ["cpu", "gpu", "auto"])
 def test_features_are_fitted_on_the_training_device_type(tmp_path: Path, accelerator: str) -> None:
     expected = "cuda" if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()) else "cpu"
     cfg = compose_run(tmp_path, [f"trainer.accelerator={accelerator}"])
-    assert cfg.data.features_device == expected
-    assert compose_run(tmp_path, ["trainer.accelerator=gpu", "data.features_device=cpu"]).data.features_device == "cpu"
+    assert cfg.data.encoder_device == expected
+    assert compose_run(tmp_path, ["trainer.accelerator=gpu", "data.encoder_device=cpu"]).data.encoder_device == "cpu"

@@ -13,8 +13,8 @@ from hydra.utils import instantiate
 
 from ssgan.errors import SSGANError
 from ssgan.nets import ConvDiscriminator, ConvGenerator, WeightNormConv2d, WeightNormConvTranspose2d, data_dependent_init
-from ssgan.schedules import linear_decay
-from ssgan.train import CONFIG_DIR, train
+from ssgan.models.schedules import linear_decay
+from ssgan.cli.train import CONFIG_DIR, train
 
 
 def test_weight_norm_conv_matches_plain_conv_and_inits_per_channel() -> None:
@@ -119,7 +119,7 @@ def test_conv_ssgan_trains_end_to_end_on_images(tmp_path: Path) -> None:
         "model.discriminator.widths=[8]", "model.discriminator.top_width=8",
         "model.generator.widths=[16,8]", "model.generator.noise_dim=4", "model.init_examples=16",
         "model.feature_matching_distance=l1",
-        "+model.scheduler={_target_: ssgan.schedules.linear_decay, _partial_: true, start_epoch: 1, end_epoch: 3}",
+        "+model.scheduler={_target_: ssgan.models.schedules.linear_decay, _partial_: true, start_epoch: 1, end_epoch: 3}",
         "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path / 'run'}",
     ]
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):

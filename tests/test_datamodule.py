@@ -8,8 +8,8 @@ import torch
 from pytorch_lightning.trainer.connectors import data_connector
 
 from ssgan.data.datamodule import SemiSupervisedDataModule, silence_inapplicable_loader_warnings
-from ssgan.augment import all_shifts
-from ssgan.data.sources import ArrayDataset, DigitsSource, SourceData
+from ssgan.data.augment import all_shifts
+from ssgan.data.sources.base import ArrayDataset, DigitsSource, SourceData
 from ssgan.errors import SSGANError
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream
 

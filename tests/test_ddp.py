@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ssgan.callbacks import DistinctNoisePerRank
+from ssgan.callbacks.throughput import DistinctNoisePerRank
 from ssgan.data.streams import EvaluationStream
-from ssgan.train import CONFIG_DIR
+from ssgan.cli.train import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -31,10 +31,10 @@ DDP_ON_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 
 
 def run_train(arguments: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``python -m ssgan.train ARGS`` from ``cwd`` with this checkout first on the path, one thread per process."""
+    """``python -m ssgan.cli.train ARGS`` from ``cwd`` with this checkout first on the path, one thread per process."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "ssgan.train", *arguments],
+        [sys.executable, "-m", "ssgan.cli.train", *arguments],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from ssgan.divergence import TrainingDiverged
-from ssgan.health import class_share_entropy, health_warnings
-from ssgan.train import train
+from ssgan.callbacks.divergence import TrainingDiverged
+from ssgan.callbacks.health import class_share_entropy, health_warnings
+from ssgan.cli.train import train
 
 POISON = "+callbacks.poison={_target_: helpers.PoisonAtBatch, batch: 9}"
 

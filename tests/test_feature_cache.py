@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from ssgan.data import SemiSupervisedDataModule
-from ssgan.data.sources import DigitsSource
+from ssgan.data.sources.base import DigitsSource
 from ssgan.errors import SSGANError
-from ssgan.feature_cache import fitted_features, fitting_device
-from ssgan.features import PatchKMeansFeatures
+from ssgan.data.encoders.cache import fitted_encoding, fitting_device
+from ssgan.data.encoders.patch_kmeans import PatchKMeansEncoder
 
 SMALL = {"num_centroids": 8, "patch_size": 3, "pool_grid": 2, "output_dim": 6, "num_patches": 2000}
 
@@ -30,13 +30,13 @@ def refuse_to_fit(*args, **kwargs):
 
 def test_the_same_fit_is_loaded_with_its_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     train, rows, test = images()
-    first = PatchKMeansFeatures((1, 8, 8), seed=3, **SMALL)
-    train_features, test_features = fitted_features(first, train, rows, test, tmp_path)
-    assert len(list(tmp_path.glob("PatchKMeansFeatures-*.pt"))) == 1
+    first = PatchKMeansEncoder((1, 8, 8), seed=3, **SMALL)
+    train_features, test_features = fitted_encoding(first, train, rows, test, tmp_path)
+    assert len(list(tmp_path.glob("PatchKMeansEncoder-*.pt"))) == 1
 
-    monkeypatch.setattr(PatchKMeansFeatures, "fit_encode", refuse_to_fit)
-    second = PatchKMeansFeatures((1, 8, 8), seed=3, batch_size=7, **SMALL)  # batch size only bounds memory
-    cached_train, cached_test = fitted_features(second, train, rows, test, tmp_path)
+    monkeypatch.setattr(PatchKMeansEncoder, "fit_encode", refuse_to_fit)
+    second = PatchKMeansEncoder((1, 8, 8), seed=3, batch_size=7, **SMALL)  # batch size only bounds memory
+    cached_train, cached_test = fitted_encoding(second, train, rows, test, tmp_path)
     assert torch.equal(cached_train, train_features) and torch.equal(cached_test, test_features)
     for name, buffer in first.state_dict().items():
         assert torch.equal(second.state_dict()[name], buffer), name
@@ -47,34 +47,34 @@ def test_the_same_fit_is_loaded_with_its_buffers(tmp_path: Path, monkeypatch: py
 @pytest.mark.parametrize("change", ["seed", "settings", "images", "rows"])
 def test_other_settings_or_data_are_fitted_again(tmp_path: Path, change: str) -> None:
     train, rows, test = images()
-    fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    fitted_encoding(PatchKMeansEncoder((1, 8, 8), **SMALL), train, rows, test, tmp_path)
     settings = {**SMALL, "output_dim": 5} if change == "settings" else SMALL
-    extractor = PatchKMeansFeatures((1, 8, 8), seed=1 if change == "seed" else 0, **settings)
+    extractor = PatchKMeansEncoder((1, 8, 8), seed=1 if change == "seed" else 0, **settings)
     if change == "images":
         train = train.clone()
         train[0, 0, 0, 0] += 0.5
     if change == "rows":
         rows = rows[1:]
-    fitted_features(extractor, train, rows, test, tmp_path)
+    fitted_encoding(extractor, train, rows, test, tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 2
 
 
 def test_without_a_cache_folder_nothing_is_written(tmp_path: Path) -> None:
     train, rows, test = images()
-    fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, None)
+    fitted_encoding(PatchKMeansEncoder((1, 8, 8), **SMALL), train, rows, test, None)
     assert not list(tmp_path.iterdir())
 
 
 def test_an_unreadable_entry_is_fitted_again_and_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     train, rows, test = images()
-    expected, _ = fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    expected, _ = fitted_encoding(PatchKMeansEncoder((1, 8, 8), **SMALL), train, rows, test, tmp_path)
     (entry,) = tmp_path.glob("*.pt")
     entry.write_bytes(entry.read_bytes()[:100])  # truncated, as by a full disk
-    with caplog.at_level(logging.WARNING, logger="ssgan.feature_cache"):
-        again, _ = fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="ssgan.data.encoders.cache"):
+        again, _ = fitted_encoding(PatchKMeansEncoder((1, 8, 8), **SMALL), train, rows, test, tmp_path)
     assert "unreadable feature cache entry" in caplog.text and str(entry) in caplog.text
     assert torch.allclose(again, expected)
-    loaded, _ = fitted_features(PatchKMeansFeatures((1, 8, 8), **SMALL), train, rows, test, tmp_path)
+    loaded, _ = fitted_encoding(PatchKMeansEncoder((1, 8, 8), **SMALL), train, rows, test, tmp_path)
     assert torch.equal(loaded, again)  # the rewritten entry is whole
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
 
@@ -83,35 +83,35 @@ def test_data_modules_of_one_seed_share_the_fit_across_label_budgets(tmp_path: P
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     def data_module(num_labeled: int) -> SemiSupervisedDataModule:
         return SemiSupervisedDataModule(DigitsSource(), num_labeled=num_labeled, split_seed=0,
-                                        features=functools.partial(PatchKMeansFeatures, seed=0, **SMALL),
-                                        features_cache_dir=str(tmp_path))
+                                        features=functools.partial(PatchKMeansEncoder, seed=0, **SMALL),
+                                        encoder_cache_dir=str(tmp_path))
 
     first = data_module(50)
     first.setup("fit")
-    monkeypatch.setattr(PatchKMeansFeatures, "fit_encode", refuse_to_fit)
+    monkeypatch.setattr(PatchKMeansEncoder, "fit_encode", refuse_to_fit)
     second = data_module(100)  # another budget: same unlabeled pool (every training example)
     second.setup("fit")
     assert torch.equal(second.data.train.inputs, first.data.train.inputs)
     assert torch.equal(second.data.test.inputs, first.data.test.inputs)
-    assert torch.equal(second.feature_extractor.projection, first.feature_extractor.projection)
+    assert torch.equal(second.encoder.projection, first.encoder.projection)
 
 
 CHILD = """
 import sys, time, torch
-from ssgan.data.sources import DigitsSource
-from ssgan.feature_cache import fitted_features
-from ssgan.features import PatchKMeansFeatures
+from ssgan.data.sources.base import DigitsSource
+from ssgan.data.encoders.cache import fitted_encoding
+from ssgan.data.encoders.patch_kmeans import PatchKMeansEncoder
 
-fit_encode = PatchKMeansFeatures.fit_encode
+fit_encode = PatchKMeansEncoder.fit_encode
 def slow_fit_encode(self, *args):
     print("fitting", flush=True)
     time.sleep(3)  # long enough that the other run asks for the entry meanwhile
     return fit_encode(self, *args)
-PatchKMeansFeatures.fit_encode = slow_fit_encode
+PatchKMeansEncoder.fit_encode = slow_fit_encode
 data = DigitsSource().load()
-extractor = PatchKMeansFeatures((1, 8, 8), num_centroids=8, patch_size=3, pool_grid=2, output_dim=6,
+extractor = PatchKMeansEncoder((1, 8, 8), num_centroids=8, patch_size=3, pool_grid=2, output_dim=6,
                                 num_patches=2000)
-train, test = fitted_features(extractor, data.train.inputs[:300], torch.arange(300), data.test.inputs[:50],
+train, test = fitted_encoding(extractor, data.train.inputs[:300], torch.arange(300), data.test.inputs[:50],
                               sys.argv[1])
 print("sum", round(float(train.double().sum()), 6), flush=True)
 """
@@ -137,7 +137,7 @@ def fit_seeds(folder: Path, seeds, limit_gb=None) -> dict[int, Path]:
     entries: dict[int, Path] = {}
     for minute, seed in enumerate(seeds):
         before = set(folder.glob("*.pt"))
-        fitted_features(PatchKMeansFeatures((1, 8, 8), seed=seed, **SMALL), train, rows, test, folder, limit_gb)
+        fitted_encoding(PatchKMeansEncoder((1, 8, 8), seed=seed, **SMALL), train, rows, test, folder, limit_gb)
         (entries[seed],) = set(folder.glob("*.pt")) - before
         os.utime(entries[seed], (1_000_000 + 60 * minute,) * 2)
     return entries
@@ -148,7 +148,7 @@ def test_the_size_limit_deletes_the_entries_used_longest_ago(tmp_path: Path) -> 
     size_gb = entries[0].stat().st_size / 1024 ** 3
     train, rows, test = images()
     # seed 0 is used again, so seed 1 becomes the entry used longest ago
-    fitted_features(PatchKMeansFeatures((1, 8, 8), seed=0, **SMALL), train, rows, test, tmp_path)
+    fitted_encoding(PatchKMeansEncoder((1, 8, 8), seed=0, **SMALL), train, rows, test, tmp_path)
     fit_seeds(tmp_path, [2], limit_gb=2.5 * size_gb)
     assert entries[0].exists() and not entries[1].exists()
     assert len(list(tmp_path.glob("*.pt"))) == 2
@@ -161,34 +161,34 @@ def test_the_size_limit_skips_an_entry_another_run_holds(tmp_path: Path, caplog:
     size_gb = entries[0].stat().st_size / 1024 ** 3
     with open(entries[0].with_suffix(".lock"), "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        with caplog.at_level(logging.WARNING, logger="ssgan.feature_cache"):
+        with caplog.at_level(logging.WARNING, logger="ssgan.data.encoders.cache"):
             fit_seeds(tmp_path, [2], limit_gb=1.5 * size_gb)
     assert entries[0].exists() and not entries[1].exists()
-    assert "over data.features_cache_limit_gb" in caplog.text
+    assert "over data.encoder_cache_limit_gb" in caplog.text
 
 
 @pytest.mark.parametrize("limit", [0, -1, "big", True])
 def test_a_bad_size_limit_names_the_field(tmp_path: Path, limit) -> None:
-    with pytest.raises(SSGANError, match="data.features_cache_limit_gb"):
-        SemiSupervisedDataModule(DigitsSource(), features_cache_limit_gb=limit)
+    with pytest.raises(SSGANError, match="data.encoder_cache_limit_gb"):
+        SemiSupervisedDataModule(DigitsSource(), encoder_cache_limit_gb=limit)
 
 
 @pytest.mark.parametrize(
     ("device", "message"),
     [("tpu", "is not a device"), ("mps", "fitted on cpu or cuda only"), ("cuda:x", "is not a device")],
 )
-def test_a_bad_features_device_names_the_field(device, message) -> None:
-    with pytest.raises(SSGANError, match=f"data.features_device={device!r}.*{message}"):
-        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansFeatures, **SMALL),
-                                 features_device=device)
+def test_a_bad_encoder_device_names_the_field(device, message) -> None:
+    with pytest.raises(SSGANError, match=f"data.encoder_device={device!r}.*{message}"):
+        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansEncoder, **SMALL),
+                                 encoder_device=device)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_a_gpu_fit_without_a_gpu_says_how_to_fit_on_the_cpu() -> None:
-    with pytest.raises(SSGANError, match="no CUDA GPU here: set data.features_device=cpu"):
-        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansFeatures, **SMALL),
-                                 features_device="cuda")
-    SemiSupervisedDataModule(DigitsSource(), features_device="cuda")  # without features the device is unused
+    with pytest.raises(SSGANError, match="no CUDA GPU here: set data.encoder_device=cpu"):
+        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansEncoder, **SMALL),
+                                 encoder_device="cuda")
+    SemiSupervisedDataModule(DigitsSource(), encoder_device="cuda")  # without features the device is unused
 
 
 def test_cuda_alone_means_this_ranks_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,8 +207,8 @@ def test_cuda_alone_means_this_ranks_gpu(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_gpu_fit_hands_back_cpu_features_and_transform(tmp_path: Path) -> None:
     train, rows, test = images()
-    extractor = PatchKMeansFeatures((1, 8, 8), seed=3, **SMALL)
-    train_features, test_features = fitted_features(extractor, train, rows, test, tmp_path, device="cuda")
+    extractor = PatchKMeansEncoder((1, 8, 8), seed=3, **SMALL)
+    train_features, test_features = fitted_encoding(extractor, train, rows, test, tmp_path, device="cuda")
     assert train_features.device.type == test_features.device.type == "cpu"
     assert all(buffer.device.type == "cpu" for buffer in extractor.buffers())
     assert train_features.shape == (300, 6) and test_features.shape == (50, 6)

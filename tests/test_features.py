@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssgan.augment import all_shifts
+from ssgan.data.augment import all_shifts
 from ssgan.data import SemiSupervisedDataModule
-from ssgan.data.sources import DigitsSource
+from ssgan.data.sources.base import DigitsSource
 from ssgan.errors import SSGANError
-from ssgan.features import PatchKMeansFeatures
-from ssgan.module import SSGAN
+from ssgan.data.encoders.patch_kmeans import PatchKMeansEncoder
+from ssgan.models.ssgan import SSGAN
 from ssgan.nets import MLPDiscriminator, MLPGenerator
-from ssgan.sample import generate_samples
-from ssgan.predict import parse_arguments, run as predict_run
-from ssgan.train import train
+from ssgan.cli.sample import generate_samples
+from ssgan.cli.predict import parse_arguments, run as predict_run
+from ssgan.cli.train import train
 
 SMALL = {"num_centroids": 8, "patch_size": 3, "pool_grid": 2, "output_dim": 6, "num_patches": 2000}
 
@@ -28,7 +28,7 @@ def digits_images() -> torch.Tensor:
 
 
 def test_triangle_encoding_matches_a_direct_computation() -> None:
-    features = PatchKMeansFeatures((1, 4, 4), num_centroids=2, patch_size=3, pool_grid=1, output_dim=1,
+    features = PatchKMeansEncoder((1, 4, 4), num_centroids=2, patch_size=3, pool_grid=1, output_dim=1,
                                    contrast_eps=0.0)
     features.centroids.copy_(torch.tensor([[1.0] + [0.0] * 8, [0.0] * 8 + [1.0]]))
     image = torch.arange(16.0).reshape(1, 1, 4, 4) ** 2
@@ -44,9 +44,9 @@ def test_triangle_encoding_matches_a_direct_computation() -> None:
 
 def test_fit_is_seeded_and_scales_the_output() -> None:
     images = digits_images()
-    first = PatchKMeansFeatures((1, 8, 8), **SMALL, seed=3).fit(images)
-    again = PatchKMeansFeatures((1, 8, 8), **SMALL, seed=3).fit(images)
-    other = PatchKMeansFeatures((1, 8, 8), **SMALL, seed=4).fit(images)
+    first = PatchKMeansEncoder((1, 8, 8), **SMALL, seed=3).fit(images)
+    again = PatchKMeansEncoder((1, 8, 8), **SMALL, seed=3).fit(images)
+    other = PatchKMeansEncoder((1, 8, 8), **SMALL, seed=4).fit(images)
     encoded = first(images)
     assert encoded.shape == (300, 6)
     assert torch.equal(encoded, again(images))
@@ -59,7 +59,7 @@ def test_fit_leaves_the_global_random_state_alone() -> None:
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    PatchKMeansFeatures((1, 8, 8), **SMALL).fit(digits_images())
+    PatchKMeansEncoder((1, 8, 8), **SMALL).fit(digits_images())
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -75,11 +75,11 @@ def test_fit_leaves_the_global_random_state_alone() -> None:
 )
 def test_bad_settings_name_the_field(shape, options, message) -> None:
     with pytest.raises(SSGANError, match=message):
-        PatchKMeansFeatures(shape, **options)
+        PatchKMeansEncoder(shape, **options)
 
 
 def test_unfitted_or_wrongly_shaped_inputs_are_refused() -> None:
-    features = PatchKMeansFeatures((1, 8, 8), **SMALL)
+    features = PatchKMeansEncoder((1, 8, 8), **SMALL)
     with pytest.raises(SSGANError, match="not fitted"):
         features(digits_images())
     with pytest.raises(SSGANError, match=r"images of shape \(1, 8, 8\), got \(1, 7, 7\)"):
@@ -88,28 +88,28 @@ def test_unfitted_or_wrongly_shaped_inputs_are_refused() -> None:
 
 def test_data_module_trains_on_features_of_the_unlabeled_pool() -> None:
     data = SemiSupervisedDataModule(DigitsSource(), num_labeled=50, num_validation=100, batch_size=20,
-                                    features=functools.partial(PatchKMeansFeatures, **SMALL))
+                                    features=functools.partial(PatchKMeansEncoder, **SMALL))
     data.setup()
     assert data.input_shape == (6,) and data.raw_input_shape == (1, 8, 8)
-    assert data.feature_extractor is not None
+    assert data.encoder is not None
     raw = DigitsSource().load()
     assert torch.equal(data.data.train.labels, raw.train.labels)
-    assert torch.allclose(data.data.test.inputs, data.feature_extractor(raw.test.inputs))
-    assert torch.allclose(data.data.train.inputs, data.feature_extractor(raw.train.inputs), atol=1e-5)
+    assert torch.allclose(data.data.test.inputs, data.encoder(raw.test.inputs))
+    assert torch.allclose(data.data.train.inputs, data.encoder(raw.train.inputs), atol=1e-5)
     # fitted on the unlabeled pool only: refitting on it gives the same transform
-    refit = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(raw.train.inputs[data.split.unlabeled])
-    assert torch.equal(refit.centroids, data.feature_extractor.centroids)
+    refit = PatchKMeansEncoder((1, 8, 8), **SMALL).fit(raw.train.inputs[data.split.unlabeled])
+    assert torch.equal(refit.centroids, data.encoder.centroids)
     arguments = data.feature_arguments()
     assert arguments["raw_input_shape"] == (1, 8, 8)
 
 
-def test_shifted_labeled_views_are_encoded_by_the_fitted_features() -> None:
+def test_shifted_labeled_views_are_encoded_by_the_fitted_encoding() -> None:
     data = SemiSupervisedDataModule(DigitsSource(), num_labeled=20, batch_size=20, labeled_shift=1,
-                                    features=functools.partial(PatchKMeansFeatures, **SMALL))
+                                    features=functools.partial(PatchKMeansEncoder, **SMALL))
     data.setup()
     raw = DigitsSource().load().train.inputs[data.split.labeled]
     assert data.labeled_inputs.shape == (180, 6)
-    assert torch.allclose(data.labeled_inputs, data.feature_extractor(all_shifts(raw, 1)))
+    assert torch.allclose(data.labeled_inputs, data.encoder(all_shifts(raw, 1)))
     # the unshifted views are the labeled rows of the encoded training set
     assert torch.allclose(data.labeled_inputs[80:100], data.data.train.inputs[data.split.labeled], atol=1e-5)
     x_labeled, _, x_unlabeled, _ = next(iter(data.train_dataloader()))
@@ -119,8 +119,8 @@ def test_shifted_labeled_views_are_encoded_by_the_fitted_features() -> None:
 def test_run_on_features_predicts_raw_images_from_its_checkpoint(tmp_path: Path) -> None:
     from conftest import compose_run
 
-    overrides = ["trainer.max_epochs=2", "callbacks.health.sample_every_n_epochs=0", "data/features=patch_kmeans"]
-    overrides += [f"data.features.{key}={value}" for key, value in SMALL.items()]
+    overrides = ["trainer.max_epochs=2", "callbacks.health.sample_every_n_epochs=0", "data/encoder=patch_kmeans"]
+    overrides += [f"data.encoder.{key}={value}" for key, value in SMALL.items()]
     metrics = train(compose_run(tmp_path, overrides))
     checkpoint = tmp_path / "checkpoints" / "last.ckpt"
     accuracy = predict_run(parse_arguments([str(checkpoint), "--data", "digits", "-o", str(tmp_path / "p.csv")]))
@@ -130,7 +130,7 @@ def test_run_on_features_predicts_raw_images_from_its_checkpoint(tmp_path: Path)
 
 def test_unit_interval_maps_onto_each_features_range_over_the_fitted_images() -> None:
     images = digits_images()
-    features = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(images)
+    features = PatchKMeansEncoder((1, 8, 8), **SMALL).fit(images)
     encoded = features(images)
     assert torch.allclose(features.from_unit(torch.zeros(1, 6))[0], encoded.amin(0), atol=1e-6)
     assert torch.allclose(features.from_unit(torch.ones(1, 6))[0], encoded.amax(0), atol=1e-6)
@@ -138,23 +138,23 @@ def test_unit_interval_maps_onto_each_features_range_over_the_fitted_images() ->
     assert torch.allclose(halfway, (encoded.amin(0) + encoded.amax(0)) / 2, atol=1e-6)
     # fit_encode records the range of the rows it fits on, like fit does
     rows = torch.arange(0, 300, 2)
-    one_pass = PatchKMeansFeatures((1, 8, 8), **SMALL)
+    one_pass = PatchKMeansEncoder((1, 8, 8), **SMALL)
     one_pass.fit_encode(images, rows)
-    refit = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(images[rows])
+    refit = PatchKMeansEncoder((1, 8, 8), **SMALL).fit(images[rows])
     assert torch.allclose(one_pass.output_low, refit.output_low, atol=1e-5)
     assert torch.allclose(one_pass.output_high, refit.output_high, atol=1e-5)
 
 
 def ssgan_on_features(**generator_options) -> SSGAN:
-    features = PatchKMeansFeatures((1, 8, 8), **SMALL).fit(digits_images())
+    features = PatchKMeansEncoder((1, 8, 8), **SMALL).fit(digits_images())
     model = SSGAN(
         discriminator=functools.partial(MLPDiscriminator, hidden_widths=(16,)),
         generator=functools.partial(MLPGenerator, hidden_widths=(16,), **generator_options),
         optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
         input_shape=(6,), num_classes=10,
-        input_features=functools.partial(PatchKMeansFeatures, **SMALL), raw_input_shape=(1, 8, 8),
+        input_encoder=functools.partial(PatchKMeansEncoder, **SMALL), raw_input_shape=(1, 8, 8),
     )
-    model.input_features.load_state_dict(features.state_dict())
+    model.input_encoder.load_state_dict(features.state_dict())
     return model
 
 
@@ -163,7 +163,7 @@ def test_generator_on_features_stays_within_their_range() -> None:
     with torch.no_grad():
         model.generator.output.g.mul_(1e3)  # saturate the sigmoid: samples sit on the range's ends
         samples = model.generate(64)
-    low, high = model.input_features.output_low, model.input_features.output_high
+    low, high = model.input_encoder.output_low, model.input_encoder.output_high
     assert samples.shape == (64, 6)
     assert bool(((samples >= low - 1e-6) & (samples <= high + 1e-6)).all())
     assert bool((samples - low).abs().lt(1e-4).any() and (samples - high).abs().lt(1e-4).any())
@@ -173,7 +173,7 @@ def test_generator_on_features_stays_within_their_range() -> None:
 
 
 def test_generator_on_features_must_end_in_a_sigmoid() -> None:
-    with pytest.raises(SSGANError, match="output_activation='identity': with data.features it must be 'sigmoid'"):
+    with pytest.raises(SSGANError, match="output_activation='identity': with data.encoder it must be 'sigmoid'"):
         ssgan_on_features(output_activation="identity")
 
 
@@ -185,8 +185,8 @@ def test_the_fashion_recipes_train_on_the_finer_patch_features(tmp_path: Path, e
     from tests.conftest import compose_run
 
     cfg = compose_run(tmp_path, [f"experiment={experiment}"])
-    features = cfg.data.features
-    assert features._target_ == "ssgan.features.PatchKMeansFeatures"
+    features = cfg.data.encoder
+    assert features._target_ == "ssgan.data.encoders.patch_kmeans.PatchKMeansEncoder"
     assert (features.pool_grid, features.output_dim, features.num_centroids) == (7, 512, 200)
     assert (features.patch_size, features.contrast_eps) == (7, 0.001)
     assert cfg.model.optimizer.lr == lr
@@ -198,7 +198,7 @@ def test_removing_the_features_group_trains_a_fashion_recipe_on_pixels(tmp_path:
 
     from tests.conftest import compose_run
 
-    cfg = compose_run(tmp_path, [f"experiment={experiment}", "~data/features"])
+    cfg = compose_run(tmp_path, [f"experiment={experiment}", "~data/encoder"])
     assert cfg.data.get("features") is None
     assert instantiate(cfg.data).features is None
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssgan.errors import SSGANError
-from ssgan.losses import (
+from ssgan.models.losses import (
     class_entropy,
     class_imbalance,
     consistency_loss,
@@ -129,7 +129,7 @@ def test_consistency_loss_by_hand_and_no_gradient_into_the_target() -> None:
 
 
 def test_epoch_means_average_each_loss_over_the_steps_and_start_again() -> None:
-    from ssgan.metrics import EpochMeans
+    from ssgan.models.metrics import EpochMeans
 
     means = EpochMeans()
     assert means.pop() == {}

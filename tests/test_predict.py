@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssgan.baseline import SupervisedBaseline
-from ssgan.data.sources import DigitsSource
+from ssgan.models.supervised import SupervisedBaseline
+from ssgan.data.sources.base import DigitsSource
 from ssgan.errors import SSGANError
-from ssgan.module import SSGAN
-from ssgan.predict import load_module, main as predict_main, read_inputs, read_source, run as predict_run, parse_arguments
-from ssgan.sample import main as sample_main
-from ssgan.train import train
+from ssgan.models.ssgan import SSGAN
+from ssgan.cli.predict import load_module, main as predict_main, read_inputs, read_source, run as predict_run, parse_arguments
+from ssgan.cli.sample import main as sample_main
+from ssgan.cli.train import train
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_an_ensemble_of_runs_on_other_classes_or_inputs_names_the_checkpoint(tra
     with pytest.raises(SSGANError, match=rf"{reordered.name} has classes \['9', '8'.*same classes in the same order"):
         predict_run(parse_arguments([str(first), str(reordered), "--data", "digits", "-o", str(tmp_path / "o.csv")]))
 
-    from ssgan.predict import check_ensemble
+    from ssgan.cli.predict import check_ensemble
 
     pixels, wider = (type("Run", (), {"class_names": ("a", "b"), "raw_input_shape": shape})() for shape in
                      [(1, 8, 8), (1, 9, 9)])

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from ssgan.report import main, report
-from ssgan.results import collect, group
+from ssgan.cli.report import main, report
+from ssgan.cli.results import collect, group
 
 
 def write_job(root: Path, name: str, model: str, labels: int, seed: int, acc: float, epochs: int = 5) -> Path:
     """A job directory as ssgan-train leaves it: metrics.json with the unresolved config."""
     directory = root / name
     directory.mkdir(parents=True)
-    target = {"SSGAN": "ssgan.module.SSGAN", "SupervisedBaseline": "ssgan.baseline.SupervisedBaseline"}[model]
+    target = {"SSGAN": "ssgan.models.ssgan.SSGAN", "SupervisedBaseline": "ssgan.models.supervised.SupervisedBaseline"}[model]
     config = {
         "seed": seed,
         "paths": {"output_dir": "${hydra:runtime.output_dir}"},

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssgan.checkpointing import AtomicCheckpointIO, resolve_checkpoint
+from ssgan.callbacks.checkpointing import AtomicCheckpointIO, resolve_checkpoint
 from ssgan.errors import SSGANError
-from ssgan.train import train
+from ssgan.cli.train import train
 from helpers import RecordLearningRates, SimulatedKill
 
 # digits: 1437 training images, batch 100 -> 14 batches per epoch; 2 epochs = 28 batches.
@@ -67,7 +67,7 @@ def test_resuming_with_more_epochs_stretches_the_rate_decay_as_configured(make_c
     The decay's end is ``${trainer.max_epochs}``: restoring the checkpoint's factor would keep the old end and
     train every added epoch at rate 0.
     """
-    decay = ("+model.scheduler={_target_: ssgan.schedules.linear_decay, _partial_: true, start_epoch: 1, "
+    decay = ("+model.scheduler={_target_: ssgan.models.schedules.linear_decay, _partial_: true, start_epoch: 1, "
              "end_epoch: ${trainer.max_epochs}}")
     probe = "+callbacks.rates={_target_: helpers.RecordLearningRates}"
     quick = ["callbacks.health.sample_every_n_epochs=0", "trainer.limit_train_batches=2", decay, probe]

@@ -68,8 +68,8 @@ def test_benchmark_resume_with_nothing_to_run_rewrites_the_table_from_the_csv(tm
 
 
 def test_benchmark_adds_self_training_on_features_where_the_recipe_learns_them(tmp_path: Path) -> None:
-    features = ["data/features=patch_kmeans", "data.features.num_centroids=8", "data.features.patch_size=3",
-                "data.features.pool_grid=2", "data.features.output_dim=6", "data.features.num_patches=2000"]
+    features = ["data/encoder=patch_kmeans", "data.encoder.num_centroids=8", "data.encoder.patch_size=3",
+                "data.encoder.pool_grid=2", "data.encoder.output_dim=6", "data.encoder.num_patches=2000"]
     result = run_script("benchmark.py", "--suites", "digits_50", "--seeds", "0", "--workdir", str(tmp_path / "work"),
                         "--output", str(tmp_path / "out"), "--methods", "self_training", "self_training_on_features",
                         "--", *features, cwd=tmp_path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from format_writers import cifar_batch, cifar_files, write_cifar_archive, write_cifar_folder
-from ssgan.data.formats import CIFAR10Source
+from ssgan.data.sources import CIFAR10Source
 from ssgan.errors import SSGANError
 
 

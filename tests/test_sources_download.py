@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import ssgan.data.formats.download as download
+import ssgan.data.sources.download as download
 from format_writers import write_mnist
-from ssgan.data.formats import MNISTSource
-from ssgan.data.formats.download import RemoteFile, fetch
+from ssgan.data.sources import MNISTSource
+from ssgan.data.sources.download import RemoteFile, fetch
 from ssgan.errors import SSGANError
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from format_writers import write_mnist
-from ssgan.data.formats import FashionMNISTSource, MNISTSource
-from ssgan.data.formats.idx import read_idx
+from ssgan.data.sources import FashionMNISTSource, MNISTSource
+from ssgan.data.sources.idx import read_idx
 from ssgan.errors import SSGANError
 
 

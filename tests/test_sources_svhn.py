@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from format_writers import write_svhn_mat
-from ssgan.data.formats import SVHNSource
+from ssgan.data.sources import SVHNSource
 from ssgan.errors import SSGANError
 
 

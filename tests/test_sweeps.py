@@ -14,9 +14,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 
-import ssgan.train
-from ssgan.naming import job_dirname, override_values, short_keys
-from ssgan.train import CONFIG_DIR
+import ssgan.cli.train
+from ssgan.cli.naming import job_dirname, override_values, short_keys
+from ssgan.cli.train import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -106,16 +106,16 @@ def test_an_unexpected_error_is_recorded_with_its_traceback(
     def broken(cfg):
         raise RuntimeError(f"broken job {cfg.seed}")
 
-    monkeypatch.setattr(ssgan.train, "train", broken)
+    monkeypatch.setattr(ssgan.cli.train, "train", broken)
     if mode:  # a sweep goes on past the failing job and records each failure in its own directory
         monkeypatch.setattr(sys, "argv", ["ssgan-train", "-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}"])
-        ssgan.train.main()
+        ssgan.cli.train.main()
         errors = {path.parent.name: path.read_text() for path in tmp_path.glob("*/error.txt")}
         assert sorted(errors) == ["seed=0", "seed=1"]
     else:  # a single run fails as usual, and leaves the same record
         monkeypatch.setattr(sys, "argv", ["ssgan-train", f"hydra.run.dir={tmp_path}"])
         with pytest.raises(SystemExit):
-            ssgan.train.main()
+            ssgan.cli.train.main()
         errors = {"run": (tmp_path / "error.txt").read_text()}
     for text in errors.values():
         assert text.startswith("RuntimeError: broken job")
@@ -126,7 +126,7 @@ def test_a_real_multirun_then_report(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     sweep = tmp_path / "sweep"
     command = [
-        sys.executable, "-m", "ssgan.train", "-m", "model=ssgan,supervised", "data.num_labeled=20,5",
+        sys.executable, "-m", "ssgan.cli.train", "-m", "model=ssgan,supervised", "data.num_labeled=20,5",
         *TINY, EXCLUDE_TINY, f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
@@ -144,7 +144,7 @@ def test_a_real_multirun_then_report(tmp_path: Path) -> None:
     assert metrics["ssgan"]["overrides"] == {"model": "ssgan", "data.num_labeled": "20", **tiny}
 
     report = subprocess.run(
-        [sys.executable, "-m", "ssgan.report", str(sweep)], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ssgan.cli.report", str(sweep)], env=env, capture_output=True, text=True, timeout=120
     )
     assert report.returncode == 0, report.stderr
     with (sweep / "report.csv").open() as stream:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ssgan.errors import SSGANError
-from ssgan.train import train
+from ssgan.cli.train import train
 from tests.conftest import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_bad_budgets_stop_before_training_with_the_value(tmp_path: Path, overrid
 def run_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "ssgan.train", f"hydra.run.dir={tmp_path}", *overrides],
+        [sys.executable, "-m", "ssgan.cli.train", f"hydra.run.dir={tmp_path}", *overrides],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
     )
 

@@ -11,9 +11,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from ssgan.data.formats import ImageFolderSource, NpzSource, TableSource
+from ssgan.data.sources import ImageFolderSource, NpzSource, TableSource
 from ssgan.errors import SSGANError
-from ssgan.train import CONFIG_DIR, train
+from ssgan.cli.train import CONFIG_DIR, train
 
 TINY_MLP = [
     "model.discriminator.hidden_widths=[16,8]",

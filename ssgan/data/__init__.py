@@ -1,4 +1,4 @@
-"""Data: sources that read real formats, the labeled/unlabeled split, and the Lightning data module."""
+"""Data: sources that read real formats, the labeled/unlabeled split, input encoders and the data module."""
 
 from ssgan.data.datamodule import SemiSupervisedDataModule
 from ssgan.data.sources import ArrayDataset, DigitsSource, SourceData

@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from ssgan.augment import all_shifts
-from ssgan.data.sources import ArrayDataset, Source, SourceData, check_finite, check_labels
+from ssgan.data.sources.base import ArrayDataset, Source, SourceData, check_finite, check_labels
 from ssgan.data.split import Split, make_split, resolve_labeled_count
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream, epoch_generator
 from ssgan.errors import SSGANError
-from ssgan.feature_cache import check_size_limit, fitted_features, fitting_device
+from ssgan.data.encoders.cache import check_size_limit, fitted_encoding, fitting_device
 
 log = logging.getLogger(__name__)
-
-
-def silence_inapplicable_loader_warnings() -> None:
-    """Hide Lightning's loader warnings that do not apply to these loaders, so the ones left mean something."""
-    # The streams are in-memory and always read in the main process, so Lightning's worker caveat does not apply,
-    # nor does its advice (on machines with more than two cores) to add workers: they would only copy tensors
-    # that are already in memory, and each would replay the same stream.
-    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
-    warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers which may be a bottleneck.*")
-    # No validation set (data.num_validation=0) is a choice, not a mistake.
-    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero.*")
-
-
-silence_inapplicable_loader_warnings()
 
 
 def require_integer(name: str, value: object, optional: bool) -> None:
@@ -57,17 +42,14 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     ``root`` is the data folder of file-based sources (their config reads it as ``${data.root}``).
     ``num_labeled`` is the total labeled budget (balanced per class, as in the paper); ``labeled_fraction``
     is the alternative; with neither, every labeled example of the source is used. ``split_seed`` fixes
-    which examples are labeled, independently of the training seed. ``features`` (e.g. a partial of
-    :class:`ssgan.features.PatchKMeansFeatures`) is fitted on the unlabeled pool's images once and replaces
-    every example by its feature vector, so the networks train on features and a checkpoint carries the
-    fitted transform for prediction; with ``features_cache_dir`` a fit is saved there and reused by later runs
-    with the same data, unlabeled pool and feature settings (see :mod:`ssgan.feature_cache`), and
-    ``features_cache_limit_gb`` bounds that folder by deleting the entries used longest ago.
-    ``features_device`` is where the fit runs (the configs pick the training device's type).
-    ``labeled_shift`` > 0 adds every shift of each labeled image by up to that many pixels (both axes, zero
-    fill) to the labeled stream as further labeled examples, (2s + 1)^2 views in all, encoded by the fitted
-    features when there are any: the augmentation for networks on features, whose inputs cannot be shifted
-    per step (``model.augmentation`` shifts pixels per step instead).
+    which examples are labeled, independently of the training seed.
+
+    ``encoder`` (a partial of an input encoder such as
+    :class:`~ssgan.data.encoders.PatchKMeansEncoder`) is fitted on the unlabeled pool once and replaces every
+    example by its code, so the networks train on codes and the checkpoint carries the fitted encoder for
+    prediction. ``encoder_cache_dir`` keeps fits for later runs on the same data (see
+    :mod:`ssgan.data.encoders.cache`), bounded by ``encoder_cache_limit_gb``; ``encoder_device`` is where the
+    fit runs.
     """
 
     def __init__(
@@ -81,11 +63,10 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         stream_seed: int = 0,
         root: str | None = None,
-        features: Callable[..., Any] | None = None,
-        features_cache_dir: str | None = None,
-        features_cache_limit_gb: float | None = None,
-        features_device: str = "cpu",
-        labeled_shift: int = 0,
+        encoder: Callable[..., Any] | None = None,
+        encoder_cache_dir: str | None = None,
+        encoder_cache_limit_gb: float | None = None,
+        encoder_device: str = "cpu",
     ) -> None:
         super().__init__()
         for name, value, optional in (
@@ -95,7 +76,6 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
             ("eval_batch_size", eval_batch_size, False),
             ("split_seed", split_seed, False),
             ("stream_seed", stream_seed, False),
-            ("labeled_shift", labeled_shift, False),
         ):
             require_integer(name, value, optional)
         if labeled_fraction is not None and not isinstance(labeled_fraction, (int, float)):
@@ -105,8 +85,6 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise SSGANError(f"data.{name}={value} must be a positive integer")
-        if labeled_shift < 0:
-            raise SSGANError(f"data.labeled_shift={labeled_shift} must be 0 (off) or a positive number of pixels")
         if root is not None and not hasattr(source, "root"):
             raise SSGANError(f"data.root={root!r} is set but {type(source).__name__} reads no files; drop data.root")
         self.source = source
@@ -118,16 +96,13 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size)
         self.split_seed = split_seed
         self.stream_seed = stream_seed
-        self.labeled_shift = labeled_shift
-        self.labeled_inputs: torch.Tensor | None = None  # the labeled stream's examples (shifted views included)
-        self.labeled_targets: torch.Tensor | None = None
-        self.features = features
-        self.features_cache_dir = features_cache_dir
-        if features is not None:
-            fitting_device(features_device)  # a bad device fails here, not minutes later when the fit starts
-        self.features_device = features_device
-        self.features_cache_limit_gb = check_size_limit(features_cache_limit_gb)
-        self.feature_extractor: Any = None  # the fitted ``features`` module, once set up
+        self.encoder_factory = encoder
+        self.encoder_cache_dir = encoder_cache_dir
+        if encoder is not None:
+            fitting_device(encoder_device)  # a bad device fails here, not minutes later when the fit starts
+        self.encoder_device = encoder_device
+        self.encoder_cache_limit_gb = check_size_limit(encoder_cache_limit_gb)
+        self.encoder: Any = None  # the fitted encoder module, once set up
         self.raw_input_shape: tuple[int, ...] | None = None
         self.data: SourceData | None = None
         self.split: Split | None = None
@@ -162,41 +137,29 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
                 f"({self.split.unlabeled.numel()} examples)"
             )
         self.raw_input_shape = data.input_shape
-        labeled_images, labeled_targets = data.train.inputs[self.split.labeled], data.train.labels[self.split.labeled]
-        self.data = self._featurised(data) if self.features is not None else data
-        self.labeled_inputs, self.labeled_targets = self._labeled_views(labeled_images, labeled_targets)
+        self.data = self._encoded(data) if self.encoder_factory is not None else data
 
-    def _labeled_views(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The labeled examples the training stream cycles: as they are, or every shifted view of each."""
-        assert self.data is not None and self.split is not None
-        if not self.labeled_shift:
-            return self.data.train.inputs[self.split.labeled], targets
-        views = all_shifts(images, self.labeled_shift, field="data.labeled_shift")
-        if self.feature_extractor is not None:
-            views = self.feature_extractor(views)
-        return views, targets.repeat(views.shape[0] // targets.shape[0])
-
-    def _featurised(self, data: SourceData) -> SourceData:
-        """Fit ``features`` on the unlabeled pool's images (labels unused, validation excluded), map all."""
+    def _encoded(self, data: SourceData) -> SourceData:
+        """Fit the encoder on the unlabeled pool's images (labels unused, validation excluded), map all."""
         assert self.split is not None
-        extractor = self.features(input_shape=data.input_shape)
-        train_features, test_features = fitted_features(
-            extractor, data.train.inputs, self.split.unlabeled, data.test.inputs, self.features_cache_dir,
-            self.features_cache_limit_gb, self.features_device,
+        extractor = self.encoder_factory(input_shape=data.input_shape)
+        train_features, test_features = fitted_encoding(
+            extractor, data.train.inputs, self.split.unlabeled, data.test.inputs, self.encoder_cache_dir,
+            self.encoder_cache_limit_gb, self.encoder_device,
         )
-        self.feature_extractor = extractor
+        self.encoder = extractor
         return SourceData(
             train=ArrayDataset(train_features, data.train.labels),
             test=ArrayDataset(test_features, data.test.labels),
             class_names=data.class_names,
         )
 
-    def feature_arguments(self) -> dict[str, Any]:
-        """What a classifier module needs to rebuild the fitted feature transform: nothing without one."""
+    def encoder_arguments(self) -> dict[str, Any]:
+        """What a classifier module needs to rebuild the fitted encoder: nothing without one."""
         self._loaded  # noqa: B018  (sets up)
-        if self.features is None:
+        if self.encoder_factory is None:
             return {}
-        return {"input_features": self.features, "raw_input_shape": self.raw_input_shape}
+        return {"input_encoder": partial(self.encoder_factory, input_shape=self.raw_input_shape)}
 
     @property
     def num_classes(self) -> int:
@@ -250,8 +213,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
                 f"share of the unlabeled pool ({split.unlabeled.numel() // world})"
             )
         self._train_stream = SemiSupervisedStream(
-            labeled_inputs=self.labeled_inputs,
-            labeled_targets=self.labeled_targets,
+            labeled_inputs=data.train.inputs[split.labeled],
+            labeled_targets=data.train.labels[split.labeled],
             unlabeled_inputs=data.train.inputs[split.unlabeled],
             batch_size=self.batch_size,
             seed=self.stream_seed,

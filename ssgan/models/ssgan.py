@@ -1,0 +1,162 @@
+"""The semi-supervised GAN: D is a K+1-class classifier, G is trained by feature matching (manual optimisation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ssgan.errors import SSGANError
+from ssgan.models.base import ClassifierModule, NetworkFactory
+from ssgan.models.losses import SSGANObjective, real_probability
+
+
+def gradient_norm(network: nn.Module) -> Tensor:
+    """Global L2 norm of the network's current gradients (a 0-dim device tensor; 0 when none)."""
+    gradients = [p.grad for p in network.parameters() if p.grad is not None]
+    if not gradients:
+        return torch.zeros((), device=next(network.parameters()).device)
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gradients)))
+
+
+class SSGAN(ClassifierModule):
+    """Per batch: one discriminator step on labeled + unlabeled + generated data, then one generator step.
+
+    Batch: ``(x_labeled, y_labeled, x_unlabeled, x_unlabeled_fm)``; the second unlabeled batch is the
+    real side of feature matching, as in the paper. G shares D's optimizer settings.
+    """
+
+    def __init__(
+        self,
+        discriminator: NetworkFactory,
+        generator: NetworkFactory,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        input_shape: Sequence[int],
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        ema_decay: float | None = 0.999,
+        init_examples: int = 500,
+        augmentation: Callable[[Tensor], Tensor] | None = None,
+        input_encoder: Callable[[], nn.Module] | None = None,
+        objective: SSGANObjective | None = None,
+    ) -> None:
+        super().__init__(
+            discriminator=discriminator,
+            optimizer=optimizer,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            class_names=class_names,
+            scheduler=scheduler,
+            ema_decay=ema_decay,
+            init_examples=init_examples,
+            augmentation=augmentation,
+            input_encoder=input_encoder,
+        )
+        self.automatic_optimization = False
+        self.objective = objective if objective is not None else SSGANObjective()
+        self.generator = generator(output_shape=self.input_shape)
+        output_activation = getattr(self.generator, "output_activation", "sigmoid")
+        if self.input_encoder is not None and output_activation != "sigmoid":
+            raise SSGANError(
+                f"gan.generator.output_activation={output_activation!r}: with data.encoder it must be 'sigmoid', "
+                "whose [0, 1] output is mapped onto each code's range"
+            )
+
+    def configure_optimizers(self) -> Any:
+        optimizers = [
+            self.optimizer_factory(self.trainable(self.discriminator)),
+            self.optimizer_factory(self.trainable(self.generator)),
+        ]
+        schedulers = [s for s in map(self.make_scheduler, optimizers) if s is not None]
+        return optimizers, schedulers
+
+    # ------------------------------------------------------------------------------------------ sampling
+    def generator_output(self, noise: Tensor) -> Tensor:
+        """G's samples as D's inputs: with an input encoder, G's [0, 1] output is mapped onto the codes' range."""
+        samples = self.generator(noise)
+        return self.input_encoder.from_unit(samples) if self.input_encoder is not None else samples
+
+    def generate(self, count: int) -> Tensor:
+        return self.generator_output(self.generator.sample_noise(count, device=self.device))
+
+    @torch.no_grad()
+    def sample(self, count: int, seed: int) -> Tensor:
+        """``count`` samples of G in eval mode from seeded noise; torch's global RNG and G's mode are untouched."""
+        was_training = self.generator.training
+        self.generator.eval()
+        device = next(self.generator.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            samples = self.generator_output(self.generator.sample_noise(count, device=device))
+        self.generator.train(was_training)
+        return samples
+
+    # ------------------------------------------------------------------------------------------ training
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Any]:
+        """One D step, one G step; returns the detached losses and health statistics (device tensors, no sync)."""
+        labeled_inputs, targets, unlabeled_inputs, matching_inputs = batch
+        self.ensure_initialised(unlabeled_inputs)
+        discriminator_optimizer, generator_optimizer = self.optimizers()
+        losses, real_logits, fake_logits, grad_norm_d = self.discriminator_step(
+            discriminator_optimizer, self.augment(labeled_inputs), targets, unlabeled_inputs
+        )
+        losses["loss_g"], grad_norm_g = self.generator_step(generator_optimizer, matching_inputs)
+        self.epoch_losses.add(losses)
+        health = self.health_statistics(real_logits, fake_logits, losses["loss_g"], grad_norm_d, grad_norm_g)
+        return {**losses, "health": health}
+
+    def discriminator_step(
+        self, optimizer: Any, labeled_inputs: Tensor, targets: Tensor, unlabeled_inputs: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+        """L_D = L_lab + w_unl L_unl on labeled, unlabeled and generated examples, then update D's average.
+
+        One pass over the concatenation: D has no batch norm, so this equals three separate passes.
+        """
+        num_labeled, num_unlabeled = labeled_inputs.shape[0], unlabeled_inputs.shape[0]
+        self.toggle_optimizer(optimizer)
+        with torch.no_grad():
+            generated = self.generate(num_unlabeled)
+        logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs, generated]))
+        labeled_logits, real_logits, fake_logits = logits.split([num_labeled, num_unlabeled, num_unlabeled])
+        loss_d, loss_labeled, loss_unlabeled = self.objective.discriminator(
+            labeled_logits, targets, real_logits, fake_logits, self.current_epoch
+        )
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        grad_norm = gradient_norm(self.discriminator)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        self.weight_average.update(self.discriminator)
+        losses = {"loss_d": loss_d.detach(), "loss_labeled": loss_labeled.detach(),
+                  "loss_unlabeled": loss_unlabeled.detach()}
+        return losses, real_logits.detach(), fake_logits.detach(), grad_norm
+
+    def generator_step(self, optimizer: Any, matching_inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """Feature matching: move G's mean features of D towards those of a second unlabeled batch."""
+        self.toggle_optimizer(optimizer)
+        with torch.no_grad():
+            _, real_features = self.discriminator(matching_inputs)
+        _, fake_features = self.discriminator(self.generate(matching_inputs.shape[0]))
+        loss_g = self.objective.generator(real_features, fake_features)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        grad_norm = gradient_norm(self.generator)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        return loss_g.detach(), grad_norm
+
+    def health_statistics(
+        self, real_logits: Tensor, fake_logits: Tensor, loss_g: Tensor, grad_norm_d: Tensor, grad_norm_g: Tensor
+    ) -> dict[str, Tensor]:
+        """What the GAN-health callback accumulates: is D winning outright, does G cover the classes?"""
+        return {
+            "d_accuracy_real": (real_probability(real_logits) > 0.5).float().mean(),
+            "d_accuracy_generated": (real_probability(fake_logits) < 0.5).float().mean(),
+            "feature_matching_loss": loss_g,
+            "grad_norm_d": grad_norm_d,
+            "grad_norm_g": grad_norm_g,
+            "generated_class_counts": torch.bincount(fake_logits.argmax(dim=1), minlength=self.num_classes),
+        }

@@ -1,0 +1,38 @@
+"""The honest comparison: the same discriminator network trained with cross-entropy on the labeled examples only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from ssgan.models.base import ClassifierModule
+from ssgan.models.losses import supervised_loss
+
+
+class SupervisedBaseline(ClassifierModule):
+    """Same network, same noise, same weight average and schedule as the SSGAN; no unlabeled data, no G.
+
+    Its data-dependent initialisation also uses labeled examples only, so nothing unlabeled leaks in.
+    """
+
+    def initialisation_inputs(self, datamodule: Any) -> Tensor:
+        return datamodule.initialization_inputs(self.init_examples, labeled_only=True)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.trainable(self.discriminator))
+        scheduler = self.make_scheduler(optimizer)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        labeled_inputs, targets = self.augment(batch[0]), batch[1]
+        self.ensure_initialised(labeled_inputs)
+        logits, _ = self.discriminator(labeled_inputs)
+        loss = supervised_loss(logits, targets)
+        self.epoch_losses.add({"loss_labeled": loss})
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.weight_average.update(self.discriminator)
