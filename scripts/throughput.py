@@ -4,12 +4,13 @@
     python scripts/throughput.py --accelerator gpu --steps 300
     python scripts/throughput.py --precision 32-true    # force fp32 (default: the recipes' automatic choice)
 
+The config is composed and built by ``ssgan.build`` (overrides as for ``ssgan-train``), with random tensors of
+the Fashion-MNIST shape as its data (speed does not depend on them) and no callbacks or logger but the timer.
 Reports samples/s (unlabeled examples; each step also uses as many labeled and generated ones), seconds per
-epoch of 60 000 unlabeled examples, FLOPs per step (counted by torch's FlopCounterMode) and the achieved FLOP
-rate as a fraction of a square fp32 matmul's rate measured on the same threads: a ratio that stays meaningful
-on a noisy or shared machine. Also reports page faults per timed step: memory the step hands back to the OS
-and faults in again (near 0 on glibc once training has raised its malloc thresholds, see ssgan/allocator.py).
-Data are random tensors of the Fashion-MNIST shape (speed does not depend on them).
+epoch of ``EPOCH_EXAMPLES`` unlabeled examples, FLOPs per step (counted by torch's FlopCounterMode) and the
+achieved FLOP rate as a fraction of a square fp32 matmul's rate measured on the same threads: a ratio that
+stays meaningful on a noisy or shared machine. Also reports page faults per timed step: memory the step hands
+back to the OS and faults in again (see ssgan/runtime/allocator.py, which this script applies on CPU).
 """
 
 from __future__ import annotations
@@ -17,29 +18,29 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-from ssgan.runtime.hardware import device_name, fast_precision
-from ssgan.data.datamodule import SemiSupervisedDataModule
+from ssgan.build import build_datamodule, build_model, build_trainer, compose
 from ssgan.data.sources.base import ArrayDataset, SourceData
-from ssgan.cli.train import CONFIG_DIR
+from ssgan.runtime.allocator import keep_freed_memory
+from ssgan.runtime.hardware import device_name, fast_precision, training_device_type
 
 EPOCH_EXAMPLES = 60_000
 
 
-@dataclass
 class RandomImages:
-    """A source of random 28x28 images with random labels, the shape of (Fashion-)MNIST."""
+    """A source of random 28x28 images with random labels, the shape of (Fashion-)MNIST.
 
-    num_train: int = EPOCH_EXAMPLES
-    shape: tuple[int, ...] = (1, 28, 28)
-    num_classes: int = 10
+    A plain class, not a dataclass: Hydra would merge a dataclass given to ``build_datamodule`` into the
+    config's own ``data.source`` instead of using it as it is.
+    """
+
+    def __init__(self, num_train: int = EPOCH_EXAMPLES, shape: tuple[int, ...] = (1, 28, 28),
+                 num_classes: int = 10) -> None:
+        self.num_train, self.shape, self.num_classes = num_train, shape, num_classes
 
     def load(self) -> SourceData:
         generator = torch.Generator().manual_seed(0)
@@ -150,25 +151,27 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the timed steps")
     parser.add_argument("--profile-by", choices=("total", "self"), default="total",
                         help="sort the profile by time including callees (total) or by each op's own time (self)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the model, e.g. model.use_ema=false")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides as for ssgan-train, e.g. model.ema_decay=null")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["paths.output_dir=.", *args.overrides])
     if args.precision == "auto":
         args.precision = fast_precision(args.accelerator)
+    if training_device_type(args.accelerator) == "cpu":
+        keep_freed_memory()  # as CPU training does: glibc keeps each step's freed memory for the next
+    cfg = compose([
+        "data.num_labeled=100", f"data.batch_size={args.batch_size}", "~callbacks", "~logger",
+        f"trainer.accelerator={args.accelerator}", f"trainer.precision={args.precision}", "trainer.devices=1",
+        "trainer.max_epochs=1", f"trainer.limit_train_batches={args.warmup + args.steps}",
+        "trainer.limit_val_batches=0", "++trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false",
+        *args.overrides,
+    ])
     pl.seed_everything(0, verbose=False)
-    datamodule = SemiSupervisedDataModule(RandomImages(), num_labeled=100, batch_size=args.batch_size)
-    datamodule.setup("fit")
-    model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=10)
+    datamodule = build_datamodule(cfg, source=RandomImages())
+    model = build_model(cfg, datamodule)
     timer = StepTimer(args.warmup, args.profile, args.profile_by)
-    trainer = pl.Trainer(
-        accelerator=args.accelerator, precision=args.precision, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.steps,
-        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[timer],
-    )
+    trainer = build_trainer(cfg, extra_callbacks=[timer])
     trainer.fit(model, datamodule=datamodule)
 
     step_seconds = timer.seconds / timer.timed_steps
@@ -187,7 +190,7 @@ def main() -> None:
         "achieved_gflops": achieved / 1e9,
         "matmul_gflops": reference / 1e9,
         "fraction_of_matmul": achieved / reference,
-        # memory the step keeps handing back to the OS and faulting in again (see ssgan/allocator.py)
+        # memory the step keeps handing back to the OS and faulting in again (see ssgan/runtime/allocator.py)
         "page_faults_per_step": None if timer.faults is None else timer.faults / timer.timed_steps,
     }
     for key, value in figures.items():

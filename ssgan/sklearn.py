@@ -135,9 +135,9 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
             f"trainer.enable_progress_bar={bool(self.verbose)}",
             "trainer.precision=32-true",
             "trainer.limit_val_batches=0",
-            "trainer.enable_checkpointing=false",
-            "callbacks=null",
-            "logger=null",
+            "+trainer.enable_checkpointing=false",
+            "~callbacks",
+            "~logger",
         ]
 
     def _check_parameters(self) -> None:

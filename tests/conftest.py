@@ -8,12 +8,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from ssgan.cli.train import CONFIG_DIR
+from ssgan.build import CONFIG_DIR
 
 TINY = [
     "model.discriminator.hidden_widths=[32,16]",
-    "model.generator.hidden_widths=[32]",
-    "model.generator.noise_dim=16",
+    "gan.generator.hidden_widths=[32]",
+    "gan.generator.noise_dim=16",
     "model.init_examples=100",
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
@@ -23,9 +23,7 @@ TINY = [
 def compose_run(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
     """The train config with tiny networks, run files in ``output_dir``."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        supervised = "model=supervised" in overrides
-        tiny = [o for o in TINY if not (supervised and o.startswith("model.generator."))]
-        cfg = compose(config_name="train", overrides=[*tiny, *overrides])
+        cfg = compose(config_name="train", overrides=[*TINY, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg

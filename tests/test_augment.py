@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssgan.data.augment import RandomShiftFlip, all_shifts
+from ssgan.data.augment import RandomShiftFlip
 from ssgan.errors import SSGANError
 
 
@@ -55,28 +55,3 @@ def test_flat_inputs_and_bad_shift_are_refused_clearly() -> None:
         RandomShiftFlip(1)(torch.rand(4, 10))
     with pytest.raises(SSGANError, match="max_shift=-1 must be a non-negative integer"):
         RandomShiftFlip(-1)
-
-
-def test_all_shifts_gives_every_shift_once_shift_major() -> None:
-    images = torch.arange(1.0, 19.0).view(2, 1, 3, 3)
-    views = all_shifts(images, 1)
-    assert views.shape == (18, 1, 3, 3)
-    assert torch.equal(views[8:10], images)  # the middle block is the unshifted batch
-    # moved one pixel down and one right: the top row and left column are filled with zeros
-    assert torch.equal(views[16, 0], torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [0.0, 4.0, 5.0]]))
-    assert torch.equal(views[0, 0], torch.tensor([[5.0, 6.0, 0.0], [8.0, 9.0, 0.0], [0.0, 0.0, 0.0]]))
-    # the same set of images as the random augmentation can produce, each exactly once
-    for i in range(2):
-        own = views[i::2]
-        expected = candidates(images[i], 1, False)
-        assert all(sum(torch.equal(view, c) for c in expected) == 1 for view in own)
-    assert torch.equal(all_shifts(images, 0), images)
-
-
-def test_all_shifts_refuses_bad_input_clearly() -> None:
-    with pytest.raises(SSGANError, match=r"max_shift=1 shifts images \(C, H, W\), but the inputs have shape \(10,\)"):
-        all_shifts(torch.rand(4, 10), 1)
-    with pytest.raises(SSGANError, match="max_shift=-1 must be a non-negative integer"):
-        all_shifts(torch.rand(1, 1, 4, 4), -1)
-    with pytest.raises(SSGANError, match="max_shift=4 leaves nothing of the 4x5 images"):
-        all_shifts(torch.rand(1, 1, 4, 5), 4)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssgan import config
+from ssgan.runtime import hardware
 from ssgan.runtime.hardware import cpu_has_native_bf16, cpu_model, fast_precision
 from tests.conftest import compose_run
 
@@ -30,25 +30,25 @@ def test_cpu_model_is_read_from_cpuinfo(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("native,expected", [(True, "bf16-mixed"), (False, "32-true")])
 def test_cpu_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool, expected: str) -> None:
-    monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
     assert fast_precision("cpu") == expected
     if not torch.cuda.is_available():
         assert fast_precision("auto") == expected
 
 
-def test_the_features_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
+def test_the_encoder_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SSGAN_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
-    assert compose_run(tmp_path).data.encoder_cache_dir == "/xdg/ssgan/features"
+    assert compose_run(tmp_path).data.encoder_cache_dir == "/xdg/ssgan/encoders"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert compose_run(tmp_path).data.encoder_cache_dir == "~/.cache/ssgan/features"
+    assert compose_run(tmp_path).data.encoder_cache_dir == "~/.cache/ssgan/encoders"
     monkeypatch.setenv("SSGAN_CACHE_DIR", "/own")
-    assert compose_run(tmp_path).data.encoder_cache_dir == "/own/features"
+    assert compose_run(tmp_path).data.encoder_cache_dir == "/own/encoders"
     assert compose_run(tmp_path, ["data.encoder_cache_dir=null"]).data.encoder_cache_dir is None
 
 
 @pytest.mark.parametrize("accelerator", ["cpu", "gpu", "auto"])
-def test_features_are_fitted_on_the_training_device_type(tmp_path: Path, accelerator: str) -> None:
+def test_encoders_are_fitted_on_the_training_device_type(tmp_path: Path, accelerator: str) -> None:
     expected = "cuda" if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()) else "cpu"
     cfg = compose_run(tmp_path, [f"trainer.accelerator={accelerator}"])
     assert cfg.data.encoder_device == expected

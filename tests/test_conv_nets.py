@@ -14,7 +14,8 @@ from hydra.utils import instantiate
 from ssgan.errors import SSGANError
 from ssgan.nets import ConvDiscriminator, ConvGenerator, WeightNormConv2d, WeightNormConvTranspose2d, data_dependent_init
 from ssgan.models.schedules import linear_decay
-from ssgan.cli.train import CONFIG_DIR, train
+from ssgan.build import CONFIG_DIR
+from ssgan.cli.train import train
 
 
 def test_weight_norm_conv_matches_plain_conv_and_inits_per_channel() -> None:
@@ -99,12 +100,12 @@ def test_paper_configs_compose_to_the_conv_recipe() -> None:
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cifar = compose("train", overrides=["experiment=cifar10_4000"])
         svhn = compose("train", overrides=["experiment=svhn_1000"])
-    assert cifar.model.optimizer.lr == 0.0003 and cifar.model.feature_matching_distance == "l1"
+    assert cifar.model.optimizer.lr == 0.0003 and cifar.gan.feature_matching_distance == "l1"
     assert list(cifar.model.discriminator.widths) == [96, 192] and list(svhn.model.discriminator.widths) == [64, 128]
-    assert cifar.data.source.pixel_range == "symmetric" and cifar.model.generator.output_activation == "tanh"
+    assert cifar.data.source.pixel_range == "symmetric" and cifar.gan.generator.output_activation == "tanh"
     assert (cifar.model.scheduler.start_epoch, cifar.model.scheduler.end_epoch) == (800, 1200)
     discriminator = instantiate(cifar.model.discriminator)(input_shape=(3, 32, 32), num_classes=10)
-    generator = instantiate(cifar.model.generator)(output_shape=(3, 32, 32))
+    generator = instantiate(cifar.gan.generator)(output_shape=(3, 32, 32))
     assert discriminator(generator(generator.sample_noise(2)))[1].shape == (2, 192)
 
 
@@ -115,10 +116,10 @@ def test_conv_ssgan_trains_end_to_end_on_images(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x=x, y=y)
     overrides = [
         "data=npz", f"data.source.path={tmp_path / 'd.npz'}", "data.batch_size=8",
-        "model/discriminator=conv", "model/generator=conv",
+        "model/discriminator=conv", "gan/generator=conv",
         "model.discriminator.widths=[8]", "model.discriminator.top_width=8",
-        "model.generator.widths=[16,8]", "model.generator.noise_dim=4", "model.init_examples=16",
-        "model.feature_matching_distance=l1",
+        "gan.generator.widths=[16,8]", "gan.generator.noise_dim=4", "model.init_examples=16",
+        "gan.feature_matching_distance=l1",
         "+model.scheduler={_target_: ssgan.models.schedules.linear_decay, _partial_: true, start_epoch: 1, end_epoch: 3}",
         "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path / 'run'}",
     ]

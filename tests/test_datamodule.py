@@ -7,9 +7,9 @@ import pytest
 import torch
 from pytorch_lightning.trainer.connectors import data_connector
 
-from ssgan.data.datamodule import SemiSupervisedDataModule, silence_inapplicable_loader_warnings
-from ssgan.data.augment import all_shifts
-from ssgan.data.sources.base import ArrayDataset, DigitsSource, SourceData
+from ssgan.data.datamodule import SemiSupervisedDataModule
+from ssgan.runtime.quiet import quiet_third_party
+from ssgan.data.sources import ArrayDataset, DigitsSource, SourceData
 from ssgan.errors import SSGANError
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream
 
@@ -84,50 +84,12 @@ def test_lightning_does_not_advise_workers_for_the_in_memory_loaders(monkeypatch
     trainer = SimpleNamespace(num_devices=1, reload_dataloaders_every_n_epochs=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # start from every warning shown, not from the test runner's filters
-        silence_inapplicable_loader_warnings()
-        for name, loader in (("train_dataloader", dm.train_dataloader()), ("val_dataloader", dm.val_dataloader()),
-                             ("test_dataloader", dm.test_dataloader())):
-            data_connector._worker_check(trainer, loader, name)
+        with quiet_third_party():
+            for name, loader in (("train_dataloader", dm.train_dataloader()), ("val_dataloader", dm.val_dataloader()),
+                                 ("test_dataloader", dm.test_dataloader())):
+                data_connector._worker_check(trainer, loader, name)
     assert not [str(w.message) for w in caught if "workers" in str(w.message)]
     with warnings.catch_warnings(record=True) as control:  # the check itself still fires without our filter
         warnings.simplefilter("always")
         data_connector._worker_check(trainer, dm.train_dataloader(), "train_dataloader")
     assert any("does not have many workers" in str(w.message) for w in control)
-
-
-def test_labeled_shift_puts_every_shifted_view_of_the_labeled_images_in_the_stream() -> None:
-    plain = SemiSupervisedDataModule(DigitsSource(), num_labeled=20, batch_size=30)
-    shifted = SemiSupervisedDataModule(DigitsSource(), num_labeled=20, batch_size=30, labeled_shift=1)
-    plain.setup()
-    shifted.setup()
-    assert torch.equal(plain.split.labeled, shifted.split.labeled)  # the same labels, more views of them
-    images, targets = plain.labeled_inputs, plain.labeled_targets
-    assert shifted.labeled_inputs.shape == (180, 1, 8, 8)
-    assert torch.equal(shifted.labeled_inputs, all_shifts(images, 1))
-    assert torch.equal(shifted.labeled_targets, targets.repeat(9))
-    # the unlabeled pool and the test set are untouched
-    assert torch.equal(shifted.data.train.inputs, plain.data.train.inputs)
-    # one pass of the labeled stream's shuffle covers every view once
-    stream_labels = torch.cat([batch[1] for batch in shifted.train_dataloader()])[:180]
-    assert torch.equal(stream_labels.sort().values, shifted.labeled_targets.sort().values)
-
-
-class TableSource:
-    """Flat rows: nothing to shift."""
-
-    def load(self) -> SourceData:
-        generator = torch.Generator().manual_seed(0)
-        train = ArrayDataset(torch.rand(200, 5, generator=generator), torch.arange(200) % 2)
-        test = ArrayDataset(torch.rand(20, 5, generator=generator), torch.arange(20) % 2)
-        return SourceData(train=train, test=test, class_names=("a", "b"))
-
-
-def test_labeled_shift_refuses_bad_values_and_flat_inputs_by_name() -> None:
-    with pytest.raises(SSGANError, match="data.labeled_shift=-1 must be 0"):
-        SemiSupervisedDataModule(DigitsSource(), labeled_shift=-1)
-    with pytest.raises(SSGANError, match="data.labeled_shift=1.5 must be an integer"):
-        SemiSupervisedDataModule(DigitsSource(), labeled_shift=1.5)
-    with pytest.raises(SSGANError, match="data.labeled_shift=8 leaves nothing of the 8x8 images"):
-        SemiSupervisedDataModule(DigitsSource(), num_labeled=20, labeled_shift=8).setup()
-    with pytest.raises(SSGANError, match=r"data.labeled_shift=1 shifts images \(C, H, W\), but the inputs have shape \(5,\)"):
-        SemiSupervisedDataModule(TableSource(), num_labeled=10, batch_size=20, labeled_shift=1).setup()

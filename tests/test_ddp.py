@@ -15,16 +15,16 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ssgan.callbacks.throughput import DistinctNoisePerRank
+from ssgan.callbacks import DistinctNoisePerRank
 from ssgan.data.streams import EvaluationStream
-from ssgan.cli.train import CONFIG_DIR
+from ssgan.build import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=3",
     "model.discriminator.hidden_widths=[64,32]",
-    "model.generator.hidden_widths=[64,64]",
+    "gan.generator.hidden_widths=[64,64]",
     "trainer.enable_progress_bar=false",
 ]
 DDP_ON_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]

@@ -1,17 +1,17 @@
 """The losses against values computed by hand from the paper's formulas."""
 
 import math
+import re
 
 import pytest
 import torch
 
 from ssgan.errors import SSGANError
 from ssgan.models.losses import (
-    class_entropy,
     class_imbalance,
-    consistency_loss,
     discriminator_loss,
     feature_matching_loss,
+    SSGANObjective,
     real_probability,
     supervised_loss,
     unlabeled_loss,
@@ -76,24 +76,6 @@ def test_unlabeled_loss_is_stable_for_large_logits() -> None:
     assert value.item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_class_entropy_by_hand() -> None:
-    # uniform over 2 classes: log 2 ; probabilities (3/4, 1/4): -(3/4 log 3/4 + 1/4 log 1/4)
-    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
-    expected = 0.5 * (math.log(2.0) - (0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
-    assert class_entropy(logits).item() == pytest.approx(expected, rel=1e-6)
-    assert class_entropy(torch.tensor([[200.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
-
-
-def test_entropy_weight_adds_the_unlabeled_class_entropy_and_zero_is_the_paper_loss() -> None:
-    labeled, targets = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
-    real, fake = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]]), torch.tensor([[-1.0, -1.0]])
-    paper, lab, unl = discriminator_loss(labeled, targets, real, fake, 1.0, 0.0)
-    assert paper.item() == pytest.approx(lab.item() + unl.item(), rel=1e-6)
-    with_entropy, lab2, unl2 = discriminator_loss(labeled, targets, real, fake, 1.0, 0.5)
-    assert (lab2.item(), unl2.item()) == (lab.item(), unl.item())
-    assert with_entropy.item() == pytest.approx(paper.item() + 0.5 * class_entropy(real).item(), rel=1e-6)
-
-
 def test_class_imbalance_is_the_kl_of_the_mean_posterior_from_equal_shares() -> None:
     # posteriors (1/2, 1/2) and (3/4, 1/4): mean (5/8, 3/8); KL from (1/2, 1/2) = sum p log(2p)
     logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
@@ -108,8 +90,8 @@ def test_class_imbalance_is_the_kl_of_the_mean_posterior_from_equal_shares() -> 
 def test_balance_weight_adds_the_unlabeled_class_imbalance() -> None:
     labeled, targets = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
     real, fake = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]]), torch.tensor([[-1.0, -1.0]])
-    paper, lab, unl = discriminator_loss(labeled, targets, real, fake, 1.0, 0.0, 0.0)
-    balanced, lab2, unl2 = discriminator_loss(labeled, targets, real, fake, 1.0, 0.0, 2.0)
+    paper, lab, unl = discriminator_loss(labeled, targets, real, fake, 1.0, 0.0)
+    balanced, lab2, unl2 = discriminator_loss(labeled, targets, real, fake, 1.0, 2.0)
     assert (lab2.item(), unl2.item()) == (lab.item(), unl.item())
     assert balanced.item() == pytest.approx(paper.item() + 2.0 * class_imbalance(real).item(), rel=1e-6)
     # its gradient moves the over-predicted class's logits down
@@ -118,14 +100,29 @@ def test_balance_weight_adds_the_unlabeled_class_imbalance() -> None:
     assert real.grad[:, 0].sum() > 0 > real.grad[:, 1].sum()
 
 
-def test_consistency_loss_by_hand_and_no_gradient_into_the_target() -> None:
-    # softmax([0, 0]) = (1/2, 1/2) ; softmax([log 3, 0]) = (3/4, 1/4): squared distance 1/16 + 1/16
-    logits = torch.tensor([[0.0, 0.0], [1.0, 2.0]], requires_grad=True)
-    target = torch.tensor([[math.log(3.0), 0.0], [1.0, 2.0]], requires_grad=True)
-    loss = consistency_loss(logits, target)
-    assert loss.item() == pytest.approx(0.5 * 0.125, rel=1e-6)
-    loss.backward()
-    assert target.grad is None and logits.grad is not None and logits.grad[0].abs().sum() > 0
+def test_objective_applies_its_weights_and_ends_the_balance_term_on_time() -> None:
+    labeled, targets = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
+    real, fake = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]]), torch.tensor([[-1.0, -1.0]])
+    objective = SSGANObjective(unlabeled_weight=0.5, balance_weight=2.0, balance_end_epoch=3)
+    total, lab, unl = objective.discriminator(labeled, targets, real, fake, epoch=2)
+    assert total.item() == pytest.approx(lab.item() + 0.5 * unl.item() + 2.0 * class_imbalance(real).item(), rel=1e-6)
+    ended, lab3, unl3 = objective.discriminator(labeled, targets, real, fake, epoch=3)
+    assert ended.item() == pytest.approx(lab3.item() + 0.5 * unl3.item(), rel=1e-6)
+    assert SSGANObjective(balance_weight=0.1).balance_weight_at(10_000) == pytest.approx(0.1)
+    real_features, fake_features = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    assert SSGANObjective(feature_matching_distance="l1").generator(real_features, fake_features).item() == 2.0
+
+
+@pytest.mark.parametrize("settings,field", [
+    ({"unlabeled_weight": -1.0}, "gan.unlabeled_weight=-1.0"),
+    ({"balance_weight": "lots"}, "gan.balance_weight='lots'"),
+    ({"feature_matching_distance": "cosine"}, "gan.feature_matching_distance='cosine'"),
+    ({"balance_end_epoch": -2}, "gan.balance_end_epoch=-2"),
+    ({"balance_end_epoch": 1.5}, "gan.balance_end_epoch=1.5"),
+])
+def test_objective_refuses_bad_settings_by_name(settings: dict, field: str) -> None:
+    with pytest.raises(SSGANError, match=re.escape(field)):
+        SSGANObjective(**settings)
 
 
 def test_epoch_means_average_each_loss_over_the_steps_and_start_again() -> None:

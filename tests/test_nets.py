@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ssgan.data.datamodule import SemiSupervisedDataModule
-from ssgan.data.sources.base import DigitsSource
+from ssgan.data.sources import DigitsSource
 from ssgan.models.ssgan import SSGAN
 from ssgan.nets import MLPDiscriminator, MLPGenerator, WeightNormLinear, data_dependent_init
 

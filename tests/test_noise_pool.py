@@ -13,7 +13,7 @@ from ssgan.nets.layers import (
     clear_noise_pools,
     pooled_standard_normal,
 )
-from ssgan.cli.train import CONFIG_DIR
+from ssgan.build import CONFIG_DIR
 
 POOL = 4096
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ssgan.models.supervised import SupervisedBaseline
-from ssgan.data.sources.base import DigitsSource
+from ssgan.data.sources import DigitsSource
 from ssgan.errors import SSGANError
 from ssgan.models.ssgan import SSGAN
 from ssgan.cli.predict import load_module, main as predict_main, read_inputs, read_source, run as predict_run, parse_arguments

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ssgan.data.sources.base import DigitsSource
+from ssgan.data.sources import DigitsSource
 from ssgan.data.split import Split, make_split
 from ssgan.errors import SSGANError
 

@@ -16,7 +16,7 @@ from hydra.utils import get_class
 
 import ssgan.cli.train
 from ssgan.cli.naming import job_dirname, override_values, short_keys
-from ssgan.cli.train import CONFIG_DIR
+from ssgan.build import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -35,12 +35,12 @@ def compose_with_hydra(overrides: list[str]):
 
 
 def test_short_keys_keep_just_enough_of_the_path() -> None:
-    keys = ["data.num_labeled", "model", "model.discriminator.hidden_widths", "model.generator.hidden_widths"]
+    keys = ["data.num_labeled", "model", "model.discriminator.hidden_widths", "gan.generator.hidden_widths"]
     assert short_keys(keys) == {
         "data.num_labeled": "num_labeled",
         "model": "model",
         "model.discriminator.hidden_widths": "discriminator.hidden_widths",
-        "model.generator.hidden_widths": "generator.hidden_widths",
+        "gan.generator.hidden_widths": "generator.hidden_widths",
     }
     assert short_keys(["model/discriminator"]) == {"model/discriminator": "discriminator"}
 

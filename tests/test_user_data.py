@@ -13,12 +13,13 @@ from PIL import Image
 
 from ssgan.data.sources import ImageFolderSource, NpzSource, TableSource
 from ssgan.errors import SSGANError
-from ssgan.cli.train import CONFIG_DIR, train
+from ssgan.build import CONFIG_DIR
+from ssgan.cli.train import train
 
 TINY_MLP = [
     "model.discriminator.hidden_widths=[16,8]",
-    "model.generator.hidden_widths=[8]",
-    "model.generator.noise_dim=4",
+    "gan.generator.hidden_widths=[8]",
+    "gan.generator.noise_dim=4",
     "model.init_examples=20",
     "data.batch_size=8",
     "trainer.max_epochs=1",

@@ -1,5 +1,5 @@
-"""Patch features: the encoding matches its definition, fitting is seeded, bad settings say why, and a run
-trained on features predicts raw images through its checkpoint."""
+"""The patch encoder: the encoding matches its definition, fitting is seeded, bad settings say why, and a run
+trained on codes predicts raw images through its checkpoint."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssgan.data.augment import all_shifts
 from ssgan.data import SemiSupervisedDataModule
-from ssgan.data.sources.base import DigitsSource
+from ssgan.data.sources import DigitsSource
 from ssgan.errors import SSGANError
 from ssgan.data.encoders.patch_kmeans import PatchKMeansEncoder
 from ssgan.models.ssgan import SSGAN
 from ssgan.nets import MLPDiscriminator, MLPGenerator
-from ssgan.cli.sample import generate_samples
 from ssgan.cli.predict import parse_arguments, run as predict_run
 from ssgan.cli.train import train
 
@@ -88,7 +86,7 @@ def test_unfitted_or_wrongly_shaped_inputs_are_refused() -> None:
 
 def test_data_module_trains_on_features_of_the_unlabeled_pool() -> None:
     data = SemiSupervisedDataModule(DigitsSource(), num_labeled=50, num_validation=100, batch_size=20,
-                                    features=functools.partial(PatchKMeansEncoder, **SMALL))
+                                    encoder=functools.partial(PatchKMeansEncoder, **SMALL))
     data.setup()
     assert data.input_shape == (6,) and data.raw_input_shape == (1, 8, 8)
     assert data.encoder is not None
@@ -99,25 +97,12 @@ def test_data_module_trains_on_features_of_the_unlabeled_pool() -> None:
     # fitted on the unlabeled pool only: refitting on it gives the same transform
     refit = PatchKMeansEncoder((1, 8, 8), **SMALL).fit(raw.train.inputs[data.split.unlabeled])
     assert torch.equal(refit.centroids, data.encoder.centroids)
-    arguments = data.feature_arguments()
-    assert arguments["raw_input_shape"] == (1, 8, 8)
-
-
-def test_shifted_labeled_views_are_encoded_by_the_fitted_encoding() -> None:
-    data = SemiSupervisedDataModule(DigitsSource(), num_labeled=20, batch_size=20, labeled_shift=1,
-                                    features=functools.partial(PatchKMeansEncoder, **SMALL))
-    data.setup()
-    raw = DigitsSource().load().train.inputs[data.split.labeled]
-    assert data.labeled_inputs.shape == (180, 6)
-    assert torch.allclose(data.labeled_inputs, data.encoder(all_shifts(raw, 1)))
-    # the unshifted views are the labeled rows of the encoded training set
-    assert torch.allclose(data.labeled_inputs[80:100], data.data.train.inputs[data.split.labeled], atol=1e-5)
-    x_labeled, _, x_unlabeled, _ = next(iter(data.train_dataloader()))
-    assert x_labeled.shape == x_unlabeled.shape == (20, 6)
+    rebuilt = data.encoder_arguments()["input_encoder"]()
+    assert rebuilt.input_shape == (1, 8, 8) and rebuilt.settings() == data.encoder.settings()
 
 
 def test_run_on_features_predicts_raw_images_from_its_checkpoint(tmp_path: Path) -> None:
-    from conftest import compose_run
+    from tests.conftest import compose_run
 
     overrides = ["trainer.max_epochs=2", "callbacks.health.sample_every_n_epochs=0", "data/encoder=patch_kmeans"]
     overrides += [f"data.encoder.{key}={value}" for key, value in SMALL.items()]
@@ -152,7 +137,7 @@ def ssgan_on_features(**generator_options) -> SSGAN:
         generator=functools.partial(MLPGenerator, hidden_widths=(16,), **generator_options),
         optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
         input_shape=(6,), num_classes=10,
-        input_encoder=functools.partial(PatchKMeansEncoder, **SMALL), raw_input_shape=(1, 8, 8),
+        input_encoder=functools.partial(PatchKMeansEncoder, (1, 8, 8), **SMALL),
     )
     model.input_encoder.load_state_dict(features.state_dict())
     return model
@@ -168,7 +153,7 @@ def test_generator_on_features_stays_within_their_range() -> None:
     assert bool(((samples >= low - 1e-6) & (samples <= high + 1e-6)).all())
     assert bool((samples - low).abs().lt(1e-4).any() and (samples - high).abs().lt(1e-4).any())
     torch.manual_seed(0)
-    drawn = generate_samples(model, 5, seed=1)
+    drawn = model.sample(5, seed=1)
     assert bool(((drawn >= low - 1e-6) & (drawn <= high + 1e-6)).all())
 
 
@@ -177,30 +162,15 @@ def test_generator_on_features_must_end_in_a_sigmoid() -> None:
         ssgan_on_features(output_activation="identity")
 
 
-@pytest.mark.parametrize(("experiment", "lr"), [("fashion_mnist_100", 0.0015), ("fashion_mnist_1000", 0.003)])
-def test_the_fashion_recipes_train_on_the_finer_patch_features(tmp_path: Path, experiment: str, lr: float) -> None:
-    """Both Fashion-MNIST recipes put 7x7-pooled, 512-long patch features between the images and the networks,
-    both from larger, less smoothed patches; the benchmark's figures (docs/benchmarks.md) were
-    measured with exactly these settings."""
-    from tests.conftest import compose_run
-
-    cfg = compose_run(tmp_path, [f"experiment={experiment}"])
-    features = cfg.data.encoder
-    assert features._target_ == "ssgan.data.encoders.patch_kmeans.PatchKMeansEncoder"
-    assert (features.pool_grid, features.output_dim, features.num_centroids) == (7, 512, 200)
-    assert (features.patch_size, features.contrast_eps) == (7, 0.001)
-    assert cfg.model.optimizer.lr == lr
-
-
 @pytest.mark.parametrize("experiment", ["fashion_mnist_100", "fashion_mnist_1000"])
-def test_removing_the_features_group_trains_a_fashion_recipe_on_pixels(tmp_path: Path, experiment: str) -> None:
+def test_removing_the_encoder_group_trains_a_fashion_recipe_on_pixels(tmp_path: Path, experiment: str) -> None:
     from hydra.utils import instantiate
 
     from tests.conftest import compose_run
 
     cfg = compose_run(tmp_path, [f"experiment={experiment}", "~data/encoder"])
-    assert cfg.data.get("features") is None
-    assert instantiate(cfg.data).features is None
+    assert cfg.data.get("encoder") is None
+    assert instantiate(cfg.data).encoder_factory is None
 
 
 @pytest.mark.parametrize(("max_epochs", "factors"), [(None, [1.0, 1.0, 0.5, 1 / 20]), (100, [1.0, 1.0, 0.5, 1 / 60])])
@@ -222,16 +192,13 @@ def test_the_100_label_recipe_decays_its_rate_to_zero_at_its_last_epoch(
     assert [factor(0), factor(40), factor((40 + epochs) // 2), factor(epochs - 1)] == pytest.approx(factors)
 
 
-def test_the_100_label_recipe_balances_classes_until_its_decay_starts(tmp_path: Path) -> None:
-    """The class-balance term is on while the rate is constant and off from epoch 40, where the decay starts;
-    the supervised network given the same recipe ignores it."""
+def test_the_supervised_baseline_takes_a_gan_recipe_and_leaves_its_gan_group_unused(tmp_path: Path) -> None:
+    """One experiment serves both models: the GAN's settings live in the gan group, which model=supervised
+    does not read."""
     from hydra.utils import instantiate
 
     from tests.conftest import compose_run
 
-    cfg = compose_run(tmp_path, ["experiment=fashion_mnist_100"])
-    assert (cfg.model.balance_weight, cfg.model.balance_end_epoch) == (0.1, cfg.model.scheduler.start_epoch)
-    assert compose_run(tmp_path, ["experiment=fashion_mnist_1000"]).model.balance_weight == 0.0
     supervised = compose_run(tmp_path, ["experiment=fashion_mnist_100", "model=supervised"])
-    assert supervised.model.balance_weight == 0.1
+    assert "generator" not in supervised.model and "objective" not in supervised.model
     instantiate(supervised.model, input_shape=(512,), num_classes=10)

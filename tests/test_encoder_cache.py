@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ssgan.data import SemiSupervisedDataModule
-from ssgan.data.sources.base import DigitsSource
+from ssgan.data.sources import DigitsSource
 from ssgan.errors import SSGANError
 from ssgan.data.encoders.cache import fitted_encoding, fitting_device
 from ssgan.data.encoders.patch_kmeans import PatchKMeansEncoder
@@ -83,7 +83,7 @@ def test_data_modules_of_one_seed_share_the_fit_across_label_budgets(tmp_path: P
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     def data_module(num_labeled: int) -> SemiSupervisedDataModule:
         return SemiSupervisedDataModule(DigitsSource(), num_labeled=num_labeled, split_seed=0,
-                                        features=functools.partial(PatchKMeansEncoder, seed=0, **SMALL),
+                                        encoder=functools.partial(PatchKMeansEncoder, seed=0, **SMALL),
                                         encoder_cache_dir=str(tmp_path))
 
     first = data_module(50)
@@ -98,7 +98,7 @@ def test_data_modules_of_one_seed_share_the_fit_across_label_budgets(tmp_path: P
 
 CHILD = """
 import sys, time, torch
-from ssgan.data.sources.base import DigitsSource
+from ssgan.data.sources import DigitsSource
 from ssgan.data.encoders.cache import fitted_encoding
 from ssgan.data.encoders.patch_kmeans import PatchKMeansEncoder
 
@@ -179,14 +179,14 @@ def test_a_bad_size_limit_names_the_field(tmp_path: Path, limit) -> None:
 )
 def test_a_bad_encoder_device_names_the_field(device, message) -> None:
     with pytest.raises(SSGANError, match=f"data.encoder_device={device!r}.*{message}"):
-        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansEncoder, **SMALL),
+        SemiSupervisedDataModule(DigitsSource(), encoder=functools.partial(PatchKMeansEncoder, **SMALL),
                                  encoder_device=device)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_a_gpu_fit_without_a_gpu_says_how_to_fit_on_the_cpu() -> None:
     with pytest.raises(SSGANError, match="no CUDA GPU here: set data.encoder_device=cpu"):
-        SemiSupervisedDataModule(DigitsSource(), features=functools.partial(PatchKMeansEncoder, **SMALL),
+        SemiSupervisedDataModule(DigitsSource(), encoder=functools.partial(PatchKMeansEncoder, **SMALL),
                                  encoder_device="cuda")
     SemiSupervisedDataModule(DigitsSource(), encoder_device="cuda")  # without features the device is unused
 
