@@ -74,7 +74,7 @@ def compose(overrides: Sequence[str] = (), output_dir: str | Path | None = None)
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             cfg = hydra_compose(config_name="train", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as error:
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
         raise SSGANError(f"config: {error}") from None
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir) if output_dir is not None else None
@@ -136,6 +136,10 @@ def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) 
 def build(cfg: DictConfig, source: Any = None) -> Run:
     """Data module, model and trainer of one run. ``source`` replaces ``data.source`` (e.g. arrays in memory)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if source is not None:  # the object replaces the configured source whole, never merged into it
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.data.source = None
     datamodule = build_datamodule(cfg, **({"source": source} if source is not None else {}))
     model = build_model(cfg, datamodule)
     return Run(datamodule, model, build_trainer(cfg))

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import open_dict
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -101,10 +100,7 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
 
         source = InMemorySource(inputs, targets, [str(c) for c in self.classes_])
         with quiet_third_party(None if self.verbose else logging.WARNING), preserved_global_rngs():
-            cfg = compose(self._overrides(n_samples=len(y)))
-            with open_dict(cfg):
-                cfg.data.source = None  # replaced by the arrays in memory
-            datamodule, module, trainer = build(cfg, source=source)
+            datamodule, module, trainer = build(compose(self._overrides(n_samples=len(y))), source=source)
             trainer.fit(module, datamodule=datamodule)
         module.trainer = None  # a fitted estimator must pickle without its trainer
         self.module_ = module.cpu().double().eval()  # float64 inference: predictions independent of batching

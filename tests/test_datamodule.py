@@ -3,14 +3,12 @@
 import warnings
 from types import SimpleNamespace
 
-import pytest
 import torch
 from pytorch_lightning.trainer.connectors import data_connector
 
 from ssgan.data.datamodule import SemiSupervisedDataModule
 from ssgan.runtime.quiet import quiet_third_party
-from ssgan.data.sources import ArrayDataset, DigitsSource, SourceData
-from ssgan.errors import SSGANError
+from ssgan.data.sources import DigitsSource
 from ssgan.data.streams import EvaluationStream, SemiSupervisedStream
 
 

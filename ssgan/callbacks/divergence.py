@@ -98,6 +98,6 @@ def diverged_message(what: str, step: int, trainer: pl.Trainer) -> str:
     rate = ", ".join(f"{lr:g}" for lr in learning_rates) or "?"
     return (
         f"training diverged: {what} became NaN/inf at training step {step} (epoch {trainer.current_epoch}); "
-        f"try a lower learning rate (model.optimizer.lr, now {rate}), a smaller model.unlabeled_weight, "
+        f"try a lower learning rate (model.optimizer.lr, now {rate}), a smaller gan.unlabeled_weight, "
         "or gradient clipping, then resume from the last good checkpoint with ckpt_path=last"
     )

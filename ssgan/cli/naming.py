@@ -14,7 +14,7 @@ def short_keys(keys: Iterable[str]) -> dict[str, str]:
     """Map each dotted (or group/option) key to its shortest trailing part that no other key ends with.
 
     ``data.num_labeled`` -> ``num_labeled``; ``model.discriminator.hidden_widths`` and
-    ``model.generator.hidden_widths`` -> ``discriminator.hidden_widths`` and ``generator.hidden_widths``.
+    ``gan.generator.hidden_widths`` -> ``discriminator.hidden_widths`` and ``generator.hidden_widths``.
     """
     unique = list(dict.fromkeys(keys))
     parts = {key: re.split(r"[./]", key) for key in unique}

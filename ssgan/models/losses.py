@@ -69,7 +69,7 @@ def feature_matching_loss(real_features: Tensor, fake_features: Tensor, distance
         return difference.square().mean()
     if distance == "l1":
         return difference.abs().mean()
-    raise SSGANError(f"model.feature_matching_distance={distance!r} is not one of {FEATURE_DISTANCES}")
+    raise SSGANError(f"gan.feature_matching_distance={distance!r} is not one of {FEATURE_DISTANCES}")
 
 
 def real_probability(logits: Tensor) -> Tensor:

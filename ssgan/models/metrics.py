@@ -27,8 +27,7 @@ class EpochMeans:
     per step, no host sync; :meth:`pop` gives their means over the steps.
 
     The modules log the losses' means once per epoch instead of calling Lightning's ``self.log`` every step,
-    which costs about a millisecond per call and per metric (it walks the logged metric's state each time):
-    4 ms of a 13 ms GPU step.
+    which walks the logged metric's state at every call and is slow next to a GPU step.
     """
 
     def __init__(self) -> None:

@@ -20,11 +20,10 @@ def pooled_standard_normal(like: Tensor, pool_size: int) -> Tensor:
     block of ``pool_size`` numbers drawn once per process, device and dtype.
 
     Why: torch's CPU generator is a one-thread Mersenne twister, and the paper's MLP discriminator draws
-    about 1.5 million Gaussians per training step, 12 % of the step on two CPU cores; a slice costs one
-    random integer. The block comes from its own fixed-seed generator, so whether it already exists does not
+    millions of Gaussians per training step; a slice costs one random integer. The block comes from its own fixed-seed generator, so whether it already exists does not
     change the run's random stream (two runs with one seed in one process stay equal), and the run's seed
     still decides every offset. A slice over 1/16 of the block falls back to fresh draws, so two slices of one
-    step share few numbers (about 2 % for the paper's widest layer with a block of 2^24).
+    step share few numbers.
     """
     count = like.numel()
     if pool_size < NOISE_POOL_MIN_RATIO * count:
@@ -81,12 +80,10 @@ class _WeightNormLinearFunction(torch.autograd.Function):
 
     Autograd through ``v.norm`` makes several passes over v (its own division, product, zero-norm mask and the
     sum with the matmul's gradient); here the norm's share of v's gradient, -v_i * s_i / ||v_i||^2 *
-    sum_n G_ni (x_n . v_i), joins the matmul's gradient in one pass: the MLP discriminator's forward and
-    backward over 300 images took 21-23 ms instead of 26-32 ms on two CPU cores. Under autocast the matmuls
-    multiply the same low-precision operands as ``F.linear`` would, each cast once per pass (x and v in the
-    forward, saved for the backward; the upstream gradient once for both of its matmuls), and the gradients are
-    summed in each input's own dtype: on two bf16-capable CPU cores the training step took 6 % less than
-    with a cast before every matmul.
+    sum_n G_ni (x_n . v_i), joins the matmul's gradient in one pass. Under autocast the matmuls multiply the
+    same low-precision operands as ``F.linear`` would, each cast once per pass (x and v in the forward, saved
+    for the backward; the upstream gradient once for both of its matmuls), and the gradients are summed in
+    each input's own dtype.
     """
 
     @staticmethod

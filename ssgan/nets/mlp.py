@@ -20,11 +20,9 @@ class MLPDiscriminator(nn.Module):
     Noise N(0, input_noise^2) on the input and N(0, hidden_noise^2) after every hidden ReLU (training only);
     the features for matching are the chosen hidden layer's activations before its noise, as in the paper.
     ``noise_pool_size`` > 0 slices the noise from a block of Gaussians drawn once (see
-    :func:`ssgan.nets.layers.pooled_standard_normal`): the recipes' default (``conf/model/discriminator/mlp.yaml``),
-    11-15 % off the CPU step with 784-wide inputs at no cost in accuracy on the benchmark. The class default, 0,
-    draws fresh noise for every pass as the paper's code did; the scikit-learn estimator keeps it, since its
-    small tabular inputs gain little speed and on digits with 50 labels it scored 0.6-0.8 points more on each of
-    four label draws.
+    :func:`ssgan.nets.layers.pooled_standard_normal`), faster on CPU with image-sized inputs; the recipes use it
+    (``conf/model/discriminator/mlp.yaml``). The class default, 0, draws fresh noise for every pass as the
+    paper's code did; the scikit-learn estimator keeps it (docs/experiments.md, "D's noise").
     """
 
     def __init__(
@@ -93,7 +91,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         if output_activation not in OUTPUT_ACTIVATIONS:
             raise SSGANError(
-                f"model.generator.output_activation={output_activation!r} is not one of {sorted(OUTPUT_ACTIVATIONS)}"
+                f"gan.generator.output_activation={output_activation!r} is not one of {sorted(OUTPUT_ACTIVATIONS)}"
             )
         self.output_shape = tuple(output_shape)
         self.noise_dim = noise_dim

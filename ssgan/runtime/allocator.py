@@ -2,11 +2,11 @@
 
 Every training step allocates and frees the same megabyte-sized tensors. By default glibc serves such blocks
 with fresh ``mmap`` calls and trims freed heap back to the kernel, so the next step faults the same pages in
-again and the kernel zeroes them: about 1,500 page faults per step of the paper's MNIST networks at batch
-100 + 100 + 100, roughly a tenth of a step on 2 CPU cores. Raising the mmap and trim thresholds keeps freed
+again and the kernel zeroes them, a visible share of a CPU step. Raising the mmap and trim thresholds keeps freed
 blocks in the process for reuse (the same effect as a caching allocator, without an extra library). The cost
 is that up to ``TRIM_THRESHOLD`` bytes of freed memory stay with the process instead of going back to the
-system. Set ``SSGAN_MALLOC_TUNING=0`` to leave the C library's settings alone.
+system. It changes the whole process, so only the ``ssgan-*`` commands and the scripts call it, never the
+library on import or the estimator. Set ``SSGAN_MALLOC_TUNING=0`` to leave the C library's settings alone.
 """
 
 from __future__ import annotations

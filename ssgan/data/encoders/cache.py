@@ -1,7 +1,7 @@
-"""A disk cache of fitted feature transforms and the features they produced.
+"""A disk cache of fitted input encoders and the codes they produced.
 
-Fitting patch features on 60,000 images takes minutes on a CPU, and a benchmark or a sweep fits the same ones
-again and again: the SSGAN, the supervised baseline and self-training on features of one seed share them, and
+Fitting a patch encoder on a full dataset takes minutes on a CPU, and a benchmark or a sweep fits the same one
+again and again: the SSGAN, the supervised baseline and self-training on the codes of one seed share it, and
 so do all label budgets of a seed (the unlabeled pool is every training example outside validation). An entry
 is keyed by the transform's settings and the exact bytes of the training images, the rows it is fitted on and
 the test images, so a changed image, split or setting can never reuse a stale fit. Runs that need one entry
@@ -55,7 +55,7 @@ def fitting_device(name: str | torch.device) -> torch.device:
     except (RuntimeError, TypeError) as error:
         raise SSGANError(f"data.encoder_device={name!r} is not a device: expected cpu, cuda or cuda:N") from error
     if device.type not in ("cpu", "cuda"):
-        raise SSGANError(f"data.encoder_device={name!r}: the features are fitted on cpu or cuda only")
+        raise SSGANError(f"data.encoder_device={name!r}: encoders are fitted on cpu or cuda only")
     if device.type == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -85,7 +85,7 @@ def _load(path: Path, extractor: torch.nn.Module) -> tuple[Tensor, Tensor] | Non
         extractor.load_state_dict(entry["state"])
         return entry["train"], entry["test"]
     except Exception as error:  # a truncated or foreign file: fit again and overwrite it
-        log.warning("ignoring the unreadable feature cache entry %s (%s); fitting again", path, error)
+        log.warning("ignoring the unreadable encoder cache entry %s (%s); fitting again", path, error)
         return None
 
 
@@ -123,13 +123,13 @@ def evict_least_recently_used(folder: Path, limit_bytes: float, keep: Path) -> N
             try:
                 path.unlink()
             except OSError as error:
-                log.warning("could not delete the feature cache entry %s (%s)", path, error)
+                log.warning("could not delete the encoder cache entry %s (%s)", path, error)
                 continue
         total -= size
-        log.info("deleted the least recently used feature cache entry %s (%.0f MB) to keep the cache under "
+        log.info("deleted the least recently used encoder cache entry %s (%.0f MB) to keep the cache under "
                  "data.encoder_cache_limit_gb", path, size / 2 ** 20)
     if total > limit_bytes:
-        log.warning("the feature cache %s holds %.2f GiB, over data.encoder_cache_limit_gb=%.2f: the other "
+        log.warning("the encoder cache %s holds %.2f GiB, over data.encoder_cache_limit_gb=%.2f: the other "
                     "entries are in use", folder, total / GIGABYTE, limit_bytes / GIGABYTE)
 
 
@@ -152,7 +152,7 @@ def exclusive(lock_path: Path, wait: bool = True) -> Iterator[bool]:
         handle = open(lock_path, "a")
     except OSError as error:
         if wait:
-            log.warning("could not open the feature cache lock %s (%s); fitting without it", lock_path, error)
+            log.warning("could not open the encoder cache lock %s (%s); fitting without it", lock_path, error)
         yield False
         return
     with handle:
@@ -177,7 +177,7 @@ def fitted_encoding(
 ) -> tuple[Tensor, Tensor]:
     """Fit ``extractor`` on ``train_inputs[fit_rows]`` and encode the training and test inputs.
 
-    The fit runs on ``device`` (a GPU fits 60,000 images in seconds rather than minutes); the features come
+    The fit runs on ``device`` (a GPU fits far faster than a CPU); the features come
     back, and the extractor is left, on the CPU. An entry is shared whatever device fitted it.
 
     With ``cache_dir``, an earlier fit with the same settings and data is loaded instead (the extractor's
@@ -203,7 +203,7 @@ def fitted_encoding(
             _save(path, extractor, train, test)
             log.info("saved the fitted %s to %s", type(extractor).__name__, path)
         except OSError as error:  # a full or read-only disk must not stop the run
-            log.warning("could not write the feature cache entry %s (%s)", path, error)
+            log.warning("could not write the encoder cache entry %s (%s)", path, error)
             return train, test
     if limit is not None:
         evict_least_recently_used(path.parent, limit * GIGABYTE, keep=path)

@@ -118,7 +118,7 @@ class TableSource:
     Class names are the distinct label values, sorted (numbers numerically, names alphabetically).
     Features are scaled per column with statistics of the training rows only: ``minmax`` (default, to [0, 1],
     the range of the default generator's sigmoid), ``standard`` (zero mean, unit variance: pair it with
-    ``model.generator.output_activation=identity``) or ``none``.
+    ``gan.generator.output_activation=identity``) or ``none``.
     """
 
     def __init__(
