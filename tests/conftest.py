@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from ssgan.build import CONFIG_DIR
+from ssgan.build import compose
 
 TINY = [
     "model.discriminator.hidden_widths=[32,16]",
@@ -21,12 +20,8 @@ TINY = [
 
 
 def compose_run(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
-    """The train config with tiny networks, run files in ``output_dir``."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*TINY, *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
+    """The train config with tiny networks, run files in ``output_dir``, composed as the commands compose it."""
+    return compose([*TINY, *overrides], output_dir=output_dir)
 
 
 compose_config = compose_run

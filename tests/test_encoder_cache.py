@@ -72,7 +72,7 @@ def test_an_unreadable_entry_is_fitted_again_and_replaced(tmp_path: Path, caplog
     entry.write_bytes(entry.read_bytes()[:100])  # truncated, as by a full disk
     with caplog.at_level(logging.WARNING, logger="ssgan.data.encoders.cache"):
         again, _ = fitted_encoding(PatchKMeansEncoder((1, 8, 8), **SMALL), train, rows, test, tmp_path)
-    assert "unreadable feature cache entry" in caplog.text and str(entry) in caplog.text
+    assert "unreadable encoder cache entry" in caplog.text and str(entry) in caplog.text
     assert torch.allclose(again, expected)
     loaded, _ = fitted_encoding(PatchKMeansEncoder((1, 8, 8), **SMALL), train, rows, test, tmp_path)
     assert torch.equal(loaded, again)  # the rewritten entry is whole

@@ -13,11 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from format_writers import (
+    cifar_batch,
+    cifar_files,
+    write_cifar_folder,
+    write_mnist,
+    write_svhn_mat,
+)
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
 import ssgan.cli.train
-from format_writers import cifar_batch, cifar_files, write_cifar_folder, write_mnist, write_svhn_mat
 from ssgan.build import CONFIG_DIR, Run, build, build_datamodule, build_model, compose
 
 EXPERIMENTS = sorted(path.stem for path in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
@@ -64,13 +70,15 @@ NO_FILES = {"DigitsSource"}
 
 
 @pytest.fixture(scope="module")
-def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Tiny official-format files written once per (source, size) and shared by the tests, which only read."""
+def data_dirs() -> dict:
+    """Tiny files are written once per (source, size) and shared: the tests only read them."""
     return {}
 
 
-def tiny_data(cfg: DictConfig, data_dirs: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], int | None]:
-    """Overrides that point the recipe at tiny files of its source, and the test-set size (None: built in)."""
+def tiny_data(
+    cfg: DictConfig, data_dirs: dict, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[str], int | None]:
+    """The recipe's source needs its official files: point data.root at tiny ones (returns the test size)."""
     source = cfg.data.source._target_.rsplit(".", 1)[-1]
     if source in NO_FILES:
         return [], None
@@ -87,7 +95,7 @@ def tiny_data(cfg: DictConfig, data_dirs: dict, tmp_path_factory: pytest.TempPat
 
 
 def shrink(cfg: DictConfig) -> list[str]:
-    """Overrides that make the recipe's networks and input encoder tiny, for only the keys it has."""
+    """Tiny networks and encoder keep each run to seconds; only keys the recipe has, so new recipes fit too."""
     overrides = []
     disc = cfg.model.discriminator
     if "hidden_widths" in disc:
@@ -115,7 +123,7 @@ def compose_tiny(
     tmp_path_factory: pytest.TempPathFactory,
     *extra: str,
 ) -> tuple[DictConfig, int | None]:
-    """The recipe as ssgan-train composes it, then again with tiny data, networks and encoder."""
+    """Composed as ssgan-train would, first plain (to read its groups), then with the tiny overrides added."""
     overrides = [f"experiment={experiment}", *extra]
     recipe = compose(overrides, output_dir=output_dir)
     data, num_test = tiny_data(recipe, data_dirs, tmp_path_factory)
@@ -130,8 +138,7 @@ def test_experiment_trains_and_tests_end_to_end(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """ssgan-train experiment=<name> runs through fit and test and records a completed run: a broken recipe
-    (a bad override, a missing group, a shape mismatch between its data, encoder and networks) fails here."""
+    """A broken recipe (bad key, missing group, data/encoder/network shape mismatch) fails here, not in a real run."""
     cfg, num_test = compose_tiny(experiment, tmp_path, data_dirs, tmp_path_factory, "trainer.fast_dev_run=true")
     built: list[Run] = []
 
@@ -152,6 +159,7 @@ def test_experiment_trains_and_tests_end_to_end(
 
     (datamodule, model, trainer), = built
     assert type(model) is get_class(cfg.model._target_)
+    assert model.num_classes == datamodule.num_classes  # sized by the data, not by the recipe
     assert type(model.discriminator) is get_class(cfg.model.discriminator._target_)
     if "generator" in cfg.model:
         assert type(model.generator) is get_class(cfg.model.generator._target_)
@@ -164,8 +172,7 @@ def test_experiment_trains_and_tests_end_to_end(
 def test_experiment_builds_the_supervised_baseline(
     experiment: str, tmp_path: Path, data_dirs: dict, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """One recipe serves both models: model=supervised composes over it, leaves the gan group unread and builds
-    the baseline on the recipe's data (encoder included); built only, not trained, to stay cheap."""
+    """Every recipe also serves the labeled-only baseline (model=supervised, gan group unread); built, not trained."""
     cfg, _ = compose_tiny(experiment, tmp_path, data_dirs, tmp_path_factory, "model=supervised")
     assert "generator" not in cfg.model and "objective" not in cfg.model
 
