@@ -2,7 +2,7 @@
 
     python scripts/throughput.py                        # the paper's MNIST networks on 28x28 inputs, CPU
     python scripts/throughput.py --accelerator gpu --steps 300
-    python scripts/throughput.py --precision 32-true    # force fp32 (default: the recipes' automatic choice)
+    python scripts/throughput.py --precision bf16-mixed    # bf16 autocast (default: fp32, as the recipes)
 
 The config is composed and built by ``ssgan.build`` (overrides as for ``ssgan-train``), with random tensors of
 the Fashion-MNIST shape as its data (speed does not depend on them) and no callbacks or logger but the timer.
@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ssgan.build import build_datamodule, build_model, build_trainer, compose
 from ssgan.data.sources.base import ArrayDataset, SourceData
 from ssgan.runtime.allocator import keep_freed_memory
-from ssgan.runtime.hardware import device_name, fast_precision, training_device_type
+from ssgan.runtime.hardware import device_name, training_device_type
 
 EPOCH_EXAMPLES = 60_000
 
@@ -143,9 +143,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--precision", default="auto",
-                        help="Lightning precision (32-true, bf16-mixed, ...); auto: what the Fashion-MNIST recipes "
-                             "use here (bf16 autocast where the device computes bf16 natively, else fp32)")
+    parser.add_argument("--precision", default="32-true",
+                        help="Lightning precision: 32-true (the recipes' default) or bf16-mixed, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the timed steps")
@@ -156,8 +155,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    if args.precision == "auto":
-        args.precision = fast_precision(args.accelerator)
     if training_device_type(args.accelerator) == "cpu":
         keep_freed_memory()  # as CPU training does: glibc keeps each step's freed memory for the next
     cfg = compose([

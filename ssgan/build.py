@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.cli.naming import job_dirname
 from ssgan.errors import SSGANError
-from ssgan.runtime.hardware import fast_precision, stderr_is_terminal, training_device_type
+from ssgan.runtime.hardware import stderr_is_terminal, training_device_type
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -49,12 +49,22 @@ def sweep_job_dirname(overrides: Sequence[str], exclude_keys: Sequence[str] | No
     return job_dirname([str(item) for item in overrides], [str(key) for key in exclude_keys or ()])
 
 
+def epoch_at(fraction: float, max_epochs: int) -> int:
+    """``${epoch_at:0.667,${trainer.max_epochs}}``: the epoch a fraction of the way through training, so a
+    recipe's schedule scales with ``trainer.max_epochs``; always before the last epoch, for any length >= 1."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+        raise SSGANError(f"epoch_at: fraction={fraction!r} must be a number in [0, 1]")
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise SSGANError(f"trainer.max_epochs={max_epochs!r}: a schedule in fractions of training needs >= 1 epoch")
+    return min(int(fraction * max_epochs), max_epochs - 1)
+
+
 def register_resolvers() -> None:
     """The ``${name:...}`` functions the configs call; idempotent, also run in launcher workers on import."""
     for name, resolver in (
         ("validation_monitor", validation_monitor),
         ("job_dirname", sweep_job_dirname),
-        ("fast_precision", fast_precision),
+        ("epoch_at", epoch_at),
         ("training_device_type", training_device_type),
         ("stderr_is_terminal", stderr_is_terminal),
     ):

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssgan.runtime import hardware
-from ssgan.runtime.hardware import cpu_has_native_bf16, cpu_model, fast_precision
+from ssgan.build import compose, epoch_at
+from ssgan.errors import SSGANError
+from ssgan.runtime.hardware import cpu_has_native_bf16, cpu_model
 from tests.conftest import compose_run
 
 
@@ -28,12 +29,23 @@ def test_cpu_model_is_read_from_cpuinfo(tmp_path: Path) -> None:
     assert cpu_model(str(tmp_path / "missing"))  # falls back to the platform's name, never empty
 
 
-@pytest.mark.parametrize("native,expected", [(True, "bf16-mixed"), (False, "32-true")])
-def test_cpu_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool, expected: str) -> None:
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
-    assert fast_precision("cpu") == expected
-    if not torch.cuda.is_available():
-        assert fast_precision("auto") == expected
+@pytest.mark.parametrize(("fraction", "max_epochs", "expected"),
+                         [(0.667, 60, 40), (0.667, 1200, 800), (0.667, 900, 600), (0.667, 1, 0), (0.667, 2, 1),
+                          (1.0, 5, 4), (0.0, 5, 0)])
+def test_epoch_at_scales_a_schedule_with_the_run_and_stays_before_its_end(fraction, max_epochs, expected) -> None:
+    assert epoch_at(fraction, max_epochs) == expected
+
+
+@pytest.mark.parametrize(("fraction", "max_epochs", "field"), [(1.5, 10, "fraction=1.5"), (0.5, 0, "max_epochs=0")])
+def test_epoch_at_refuses_bad_values_by_name(fraction, max_epochs, field) -> None:
+    with pytest.raises(SSGANError, match=field):
+        epoch_at(fraction, max_epochs)
+
+
+def test_the_same_command_trains_at_the_same_precision_everywhere(tmp_path: Path) -> None:
+    """Precision is part of the recipe, never read from the machine: fp32 unless the command line says so."""
+    for experiment in ("digits_50", "fashion_mnist_100", "fashion_mnist_1000", "cifar10_4000"):
+        assert compose([f"experiment={experiment}"], output_dir=tmp_path).trainer.precision == "32-true"
 
 
 def test_the_encoder_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch) -> None:

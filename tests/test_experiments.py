@@ -181,3 +181,19 @@ def test_experiment_builds_the_supervised_baseline(
     assert type(model.discriminator) is get_class(cfg.model.discriminator._target_)
     assert not hasattr(model, "generator")
     assert (model.input_encoder is None) == (cfg.data.get("encoder") is None)
+
+
+@pytest.mark.parametrize("max_epochs", [1, 2])
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_shortened_to_any_length_runs_with_its_schedule_scaled(
+    experiment: str,
+    max_epochs: int,
+    tmp_path: Path,
+    data_dirs: dict,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``trainer.max_epochs=N`` shortens a recipe whole: schedules are fractions of training, not fixed epochs."""
+    cfg, _ = compose_tiny(experiment, tmp_path, data_dirs, tmp_path_factory,
+                          f"trainer.max_epochs={max_epochs}", "trainer.limit_train_batches=1")
+    metrics = ssgan.cli.train.train(cfg)
+    assert metrics["status"] == "completed" and metrics["epochs"] == max_epochs

@@ -45,14 +45,6 @@ def trains_on_gpu(accelerator: str = "auto") -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def fast_precision(accelerator: str = "auto") -> str:
-    """``trainer.precision`` that is fastest here without hurting accuracy: bf16 autocast where the chosen
-    device computes bf16 natively (recent GPUs, AVX512-BF16/AMX CPUs), full fp32 everywhere else."""
-    if trains_on_gpu(accelerator):
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-
-
 def training_device_type(accelerator: str = "auto") -> str:
     """``data.encoder_device``: fit learnt features on the device type training runs on ("cuda" or "cpu"),
     so a GPU run does not first spend minutes fitting them on the host's cores."""
