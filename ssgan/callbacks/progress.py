@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 
 log = logging.getLogger("ssgan")
 
-SHOWN = ("train_loss_d", "train_loss_g", "train_loss_labeled", "val_acc")
+SHOWN = ("train_loss_d", "train_loss_g", "train_loss_labeled", "train_loss_consistency", "val_acc")
 
 
 class EpochProgress(pl.Callback):

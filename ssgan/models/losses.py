@@ -61,6 +61,19 @@ def discriminator_loss(
     return total, labeled, unlabeled
 
 
+def consistency_loss(logits: Tensor, target_logits: Tensor) -> Tensor:
+    """Squared distance between two class posteriors (B, K) of the same inputs, summed over the K classes and
+    averaged over the batch (Mean Teacher's consistency cost); no gradient flows into the target."""
+    difference = torch.softmax(logits, dim=1) - torch.softmax(target_logits.detach(), dim=1)
+    return difference.square().sum(dim=1).mean()
+
+
+def sigmoid_rampup(progress: float) -> float:
+    """exp(-5 (1 - t)^2) for t = ``progress`` clipped to [0, 1]: the ramp-up of Laine & Aila 2017 and Mean Teacher."""
+    t = min(1.0, max(0.0, progress))
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor, distance: str = "l2") -> Tensor:
     """Distance between batch means of D's features (B, F): mean squared (l2, the MNIST recipe) or absolute
     (l1, the CIFAR-10 recipe)."""
