@@ -315,8 +315,18 @@ def provenance_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+REPORT_SEED = 100  # docs/protocol.md: seeds from here on are report seeds, never used while tuning
+
+
+def split_report_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(report runs, earlier runs): only report-seed rows reach the README; the rest stay visible apart."""
+    report = [row for row in rows if int(row["seed"]) >= REPORT_SEED]
+    return report, [row for row in rows if int(row["seed"]) < REPORT_SEED]
+
+
 def markdown(rows: list[dict[str, Any]], command: str, plotted: bool) -> str:
     commands = Counter(row["command"] for row in rows)
+    report, earlier = split_report_rows(rows)
     lines = [
         GENERATED_HEADER,
         "# Benchmarks",
@@ -328,11 +338,17 @@ def markdown(rows: list[dict[str, Any]], command: str, plotted: bool) -> str:
         "",
         f"Rendered by `{command}`.",
         "",
-        *summary_table(rows),
+        f"## Report runs (seeds {REPORT_SEED} and up, [protocol](../docs/protocol.md))",
+        "",
+        *(summary_table(report) if report else ["None yet."]),
         "",
     ]
     if plotted:
         lines += [f"![Test accuracy per suite and method]({PLOT_NAME})", ""]
+    if earlier:
+        lines += [f"## Earlier runs (seeds below {REPORT_SEED})", "",
+                  "Made before the protocol; some recipe values were chosen on these test splits.", "",
+                  *summary_table(earlier), ""]
     lines += ["## Where the rows ran", "", *provenance_table(rows), "", "## Commands", ""]
     lines += [f"- `{text}`: {count} row(s)" if text != "not recorded" else f"- not recorded: {count} row(s)"
               for text, count in commands.items()]
@@ -389,7 +405,8 @@ def update_readme(path: Path, rows: list[dict[str, Any]]) -> None:
         return
     begin = stripped.index(README_BEGIN)
     end = stripped.index(README_END, begin + 1)
-    updated = "\n".join([*lines[:begin + 1], "", *summary_table(rows, compact=True), "", *lines[end:]])
+    table = summary_table(rows, compact=True) if rows else [f"No report runs (seeds {REPORT_SEED} and up) yet."]
+    updated = "\n".join([*lines[:begin + 1], "", *table, "", *lines[end:]])
     updated += "\n" if text.endswith("\n") else ""
     if updated != text:
         path.write_text(updated)
@@ -399,10 +416,13 @@ def publish(rows: list[dict[str, Any]], output: Path, readme: Path | None, comma
     """The CSV, the Markdown and plot generated from it, and the README's table."""
     output.mkdir(parents=True, exist_ok=True)
     write_csv(rows, output / CSV_NAME)
-    plotted = plot(rows, output / PLOT_NAME)
+    report, _ = split_report_rows(rows)
+    plotted = plot(report, output / PLOT_NAME) if report else False
+    if not report:
+        (output / PLOT_NAME).unlink(missing_ok=True)
     (output / MARKDOWN_NAME).write_text(markdown(rows, command, plotted))
     if readme is not None:
-        update_readme(readme, rows)
+        update_readme(readme, report)
 
 
 # ----------------------------------------------------------------------------------------------- checks

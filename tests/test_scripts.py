@@ -73,7 +73,7 @@ def stored_row(**values: object) -> dict[str, object]:
 def test_benchmark_writes_csv_markdown_plot_and_readme_block_for_every_method_on_one_split(tmp_path: Path) -> None:
     out, readme = tmp_path / "results", tmp_path / "README.md"
     readme.write_text(README)
-    result = run_script("benchmark.py", "--suites", "digits_50", "--seeds", "0", "1", "--jobs", "2",
+    result = run_script("benchmark.py", "--suites", "digits_50", "--seeds", "100", "101", "--jobs", "2",
                         "--methods", "ssgan", "label_spreading", "self_training", "--workdir", str(tmp_path / "work"),
                         "--output", str(out), "--readme", str(readme), *TINY_NETWORKS, "data.num_validation=20",
                         cwd=tmp_path)
@@ -82,7 +82,7 @@ def test_benchmark_writes_csv_markdown_plot_and_readme_block_for_every_method_on
     header, rows = read_csv(out / "benchmarks.csv")
     assert header == COLUMNS
     assert [(r["method"], r["seed"]) for r in rows] == [
-        (method, seed) for seed in ("0", "1") for method in ("ssgan", "label_spreading", "self_training")
+        (method, seed) for seed in ("100", "101") for method in ("ssgan", "label_spreading", "self_training")
     ]
     for row in rows:
         assert row["num_labeled"] == "50" and 0.0 <= float(row["test_acc"]) <= 1.0
@@ -91,7 +91,7 @@ def test_benchmark_writes_csv_markdown_plot_and_readme_block_for_every_method_on
         assert row["precision"] == ("32-true" if row["method"] == "ssgan" else "n/a")
         assert row["torch"] == importlib.metadata.version("torch")
         assert re.fullmatch(r"[0-9a-f]{4,40}(\+dirty)?|unknown", row["commit"])
-        assert "benchmark.py --suites digits_50 --seeds 0 1 --jobs 2" in row["command"]
+        assert "benchmark.py --suites digits_50 --seeds 100 101 --jobs 2" in row["command"]
     assert float(rows[0]["samples_per_second"]) > 0 and rows[1]["samples_per_second"] == ""
 
     page = (out / "benchmarks.md").read_text()
@@ -128,20 +128,26 @@ def test_benchmark_renders_from_the_csv_alone_keeping_gpu_rows_apart(in_process:
     out, readme = tmp_path / "out", tmp_path / "README.md"
     readme.write_text(README)
     write_rows(out / "benchmarks.csv", [
-        stored_row(seed=1, test_acc=0.92, device="2 CPU threads", machine="x86_64"),
-        stored_row(seed=0, test_acc=0.80, device="NVIDIA H200", machine="not recorded", precision="not recorded",
+        stored_row(seed=101, test_acc=0.92, device="2 CPU threads", machine="x86_64"),
+        stored_row(seed=100, test_acc=0.80, device="NVIDIA H200", machine="not recorded", precision="not recorded",
                    commit="not recorded", command="not recorded"),
-        stored_row(seed=0, test_acc=0.90),
+        stored_row(seed=100, test_acc=0.90),
+        stored_row(seed=7, test_acc=0.50),  # a development seed: kept apart, never in the README
     ])
     in_process.main(["--render-only", "--output", str(out), "--readme", str(readme),
                      "--workdir", str(tmp_path / "work")])
     _, rows = read_csv(out / "benchmarks.csv")
-    assert [(r["seed"], r["test_acc"]) for r in rows] == [("0", "0.8"), ("0", "0.9"), ("1", "0.92")]
+    assert [(r["seed"], r["test_acc"]) for r in rows] == [("7", "0.5"), ("100", "0.8"), ("100", "0.9"),
+                                                          ("101", "0.92")]
     page = (out / "benchmarks.md").read_text()
-    assert "| digits_50 | 50 | ssgan | CPU | 91.00 ± 1.41 | 2 |" in page  # CPU machines share a row
+    report, earlier = page.split("## Earlier runs")
+    assert "| digits_50 | 50 | ssgan | CPU | 91.00 ± 1.41 | 2 |" in report  # CPU machines share a row
+    assert "| digits_50 | 50 | ssgan | CPU | 50.00 | 1 |" in earlier
     assert "| digits_50 | 50 | ssgan | NVIDIA H200 | 80.00 | 1 |" in page
     assert "| not recorded | NVIDIA H200 | not recorded | 2.13.0+cpu | not recorded | 1 |" in page
-    assert "| digits_50 | 50 | ssgan | NVIDIA H200 | 80.00 | 1 |" in readme_block(readme.read_text())
+    block = readme_block(readme.read_text())
+    assert "| digits_50 | 50 | ssgan | NVIDIA H200 | 80.00 | 1 |" in block
+    assert "| digits_50 | 50 | ssgan | CPU | 91.00 ± 1.41 | 2 |" in block
     assert not (tmp_path / "work").exists()  # nothing was trained or split
 
 
