@@ -161,3 +161,12 @@ def test_a_real_multirun_then_report(tmp_path: Path) -> None:
     assert "## Failed jobs (2)" in table
     assert "- `model=ssgan,num_labeled=5`: SSGANError: data.num_labeled=5 is smaller" in table
     assert (sweep / "report.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_job_name_too_long_for_a_file_system_is_cut_and_made_unique_by_a_hash() -> None:
+    long_a = [f"model.optimizer.lr={0.1 + 1e-15:.17f}", *[f"key{i}.value={'x' * 20}" for i in range(12)]]
+    long_b = [f"model.optimizer.lr={0.2 + 1e-15:.17f}", *long_a[1:]]  # differs only past the cut
+    name_a, name_b = job_dirname(long_a), job_dirname(long_b)
+    assert len(name_a.encode()) <= 200 and len(name_b.encode()) <= 200
+    assert name_a != name_b and name_a.split("~")[0] == name_b.split("~")[0]  # same readable start
+    assert job_dirname(long_a) == name_a  # deterministic: a resumed job finds its directory again

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 PREFIXES = "+~"
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; leave room for suffixes
 
 
 def short_keys(keys: Iterable[str]) -> dict[str, str]:
@@ -48,7 +50,9 @@ def override_values(overrides: Sequence[str], exclude_keys: Sequence[str] = ()) 
 def job_dirname(overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
     """Directory name of a sweep job: its overrides with short keys, sorted, path separators made safe.
 
-    Used as ``hydra.sweep.subdir``; a job without overrides is named ``defaults``.
+    Used as ``hydra.sweep.subdir``; a job without overrides is named ``defaults``. A name longer than a file
+    system allows (many swept keys, long floats from a search) keeps its start and ends in a hash of the
+    whole, so it stays readable and unique.
     """
     values = override_values(overrides, exclude_keys)
     bare = {key: key.lstrip(PREFIXES) for key in values}
@@ -58,4 +62,8 @@ def job_dirname(overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> s
         prefix = key[: len(key) - len(bare[key])]
         deletion_without_value = prefix == "~" and not value
         items.append(prefix + names[bare[key]] + ("" if deletion_without_value else f"={value}"))
-    return ",".join(sorted(items)).replace("/", "_") or "defaults"
+    name = ",".join(sorted(items)).replace("/", "_") or "defaults"
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name.encode()[: MAX_NAME_BYTES - len(digest) - 1].decode(errors="ignore") + "~" + digest
