@@ -26,6 +26,7 @@ import argparse
 import csv
 import multiprocessing
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def cpu_threads() -> str:
 def network_run(suite: str, seed: int, model: str, workdir: Path, extra: Sequence[str], split: Split) -> dict[str, Any]:
     """Train ``model`` (ssgan or supervised) on the suite's recipe; fails if its split is not the shared one."""
     output_dir = workdir / suite / f"{model}_seed{seed}"
+    shutil.rmtree(output_dir, ignore_errors=True)  # a scratch run: a row is trained afresh (a directory holds one run)
     cfg = compose_run(suite, seed, model, output_dir, extra)
     started = time.perf_counter()
     metrics = train(cfg)

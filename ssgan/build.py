@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from ssgan.cli.checks import check_config
 from ssgan.cli.naming import job_dirname
 from ssgan.errors import SSGANError
 from ssgan.runtime.hardware import stderr_is_terminal, training_device_type
@@ -59,12 +60,18 @@ def epoch_at(fraction: float, max_epochs: int) -> int:
     return min(int(fraction * max_epochs), max_epochs - 1)
 
 
+def labeled_default(count: int | None, labeled_fraction: float | None) -> int | None:
+    """``data.num_labeled``'s default in the data configs: it gives way when ``data.labeled_fraction`` is set."""
+    return None if labeled_fraction is not None else count
+
+
 def register_resolvers() -> None:
     """The ``${name:...}`` functions the configs call; idempotent, also run in launcher workers on import."""
     for name, resolver in (
         ("validation_monitor", validation_monitor),
         ("job_dirname", sweep_job_dirname),
         ("epoch_at", epoch_at),
+        ("labeled_default", labeled_default),
         ("training_device_type", training_device_type),
         ("stderr_is_terminal", stderr_is_terminal),
     ):
@@ -89,6 +96,21 @@ def compose(overrides: Sequence[str] = (), output_dir: str | Path | None = None)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir) if output_dir is not None else None
     return cfg
+
+
+def instantiate_group(config: Any, key: str, **kwargs: Any) -> Any:
+    """:func:`instantiate_config` for a group whose class validates its own arguments (the trainer, callbacks,
+    the logger): its refusal, or a missing optional package, becomes one line that names the group."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate_config(config, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, (ValueError, TypeError, ImportError, MisconfigurationException)):
+            reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+            raise SSGANError(f"{key}: {reason}") from None
+        raise
 
 
 def instantiate_config(config: Any, **kwargs: Any) -> Any:
@@ -134,22 +156,28 @@ def build_model(cfg: DictConfig, datamodule: Any) -> Any:
 
 def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """The trainer with the config's callbacks and logger (either group may be null)."""
-    from ssgan.callbacks import DistinctNoisePerRank
+    from ssgan.callbacks import DistinctNoisePerRank, RunIdentity, run_identity
 
-    callbacks = [instantiate_config(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    configured = (cfg.get("callbacks") or {}).items()
+    callbacks = [instantiate_group(c, f"callbacks.{name}") for name, c in configured if c]
     callbacks.append(DistinctNoisePerRank(cfg.seed))  # correctness under DDP, not a choice: always on
+    callbacks.append(RunIdentity(run_identity(cfg)))  # checkpoints name their run, so a resume can be checked
     callbacks.extend(extra_callbacks)
-    logger = instantiate_config(cfg.logger) if cfg.get("logger") else False
-    return instantiate_config(cfg.trainer, callbacks=callbacks, logger=logger)
+    logger = instantiate_group(cfg.logger, "logger") if cfg.get("logger") else False
+    return instantiate_group(cfg.trainer, "trainer", callbacks=callbacks, logger=logger)
 
 
-def build(cfg: DictConfig, source: Any = None) -> Run:
-    """Data module, model and trainer of one run. ``source`` replaces ``data.source`` (e.g. arrays in memory)."""
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+def build(cfg: DictConfig, source: Any = None, extra_callbacks: Sequence[pl.Callback] = ()) -> Run:
+    """Data module, model and trainer of one run. ``source`` replaces ``data.source`` (e.g. arrays in memory).
+
+    Every value is checked first (:func:`ssgan.cli.checks.check_config`), so a bad one fails before data loads.
+    """
     if source is not None:  # the object replaces the configured source whole, never merged into it
         cfg = cfg.copy()
         with open_dict(cfg):
             cfg.data.source = None
+    check_config(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, **({"source": source} if source is not None else {}))
     model = build_model(cfg, datamodule)
-    return Run(datamodule, model, build_trainer(cfg))
+    return Run(datamodule, model, build_trainer(cfg, extra_callbacks))

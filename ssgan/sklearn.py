@@ -1,7 +1,8 @@
 """``SSGANClassifier``: the SSGAN (or its supervised baseline) as a scikit-learn estimator on tabular X.
 
-Semi-supervised like ``sklearn.semi_supervised``: ``y == -1`` marks an unlabeled row. Underneath are the same
-Lightning modules and data module as ``ssgan-train``, on an in-memory source, trained by a quiet CPU Trainer.
+Semi-supervised like ``sklearn.semi_supervised``: ``y == -1`` marks an unlabeled row (among string or object
+labels also ``"-1"``, None or NaN). Underneath are the same Lightning modules and data module as ``ssgan-train``,
+on an in-memory source, trained by a quiet CPU Trainer.
 
 Estimator checks (``sklearn.utils.estimator_checks``): all pass except ``check_classifiers_classes``, which
 uses -1 as an ordinary class label while here it marks unlabeled rows (as in ``sklearn.semi_supervised``).
@@ -13,16 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import numbers
 import os
 import random
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import assert_all_finite, check_is_fitted, column_or_1d, validate_data
 
 from ssgan.build import build, compose
 from ssgan.runtime.quiet import quiet_third_party
@@ -30,6 +34,54 @@ from ssgan.data.sources import InMemorySource
 
 UNLABELED = -1
 MODELS = ("ssgan", "supervised")
+GENERATOR_OUTPUTS = ("identity", "sigmoid", "tanh")
+ACCELERATORS = ("cpu", "auto", "gpu", "cuda", "mps")
+MAX_SEED = 2**32 - 1
+
+
+class Allowed(NamedTuple):
+    """A parameter's rule: the test and the words for it in the error message."""
+
+    accepts: Callable[[Any], bool]
+    description: str
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer_at_least(low: int) -> Allowed:
+    return Allowed(lambda v: is_integer(v) and v >= low, f"an integer >= {low}")
+
+
+def widths(allow_empty: bool) -> Allowed:
+    def accepts(value: Any) -> bool:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+            return False
+        return (allow_empty or len(value) > 0) and all(is_integer(v) and v >= 1 for v in value)
+
+    return Allowed(accepts, "a " + ("" if allow_empty else "non-empty ") + "sequence of integers >= 1")
+
+
+PARAMETER_RULES: dict[str, Allowed] = {
+    "hidden_widths": widths(allow_empty=False),
+    "generator_widths": widths(allow_empty=True),
+    "noise_dim": integer_at_least(1),
+    "input_noise": Allowed(lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "hidden_noise": Allowed(lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "learning_rate": Allowed(lambda v: is_number(v) and v > 0, "a number > 0"),
+    "beta1": Allowed(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "max_epochs": integer_at_least(1),
+    "batch_size": integer_at_least(2),
+    "unlabeled_weight": Allowed(lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "use_ema": Allowed(lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "ema_decay": Allowed(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "verbose": Allowed(lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+}
 
 
 class SSGANClassifier(ClassifierMixin, BaseEstimator):
@@ -39,6 +91,7 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
     work. ``model="supervised"`` trains the same discriminator on the labeled rows only (the baseline).
     ``generator_output`` is G's output non-linearity: ``identity`` for standardised features, ``sigmoid`` for
     features in [0, 1]. An epoch is one pass over all rows (the unlabeled pool) in batches of ``batch_size``.
+    ``random_state`` None draws the seed from NumPy's global generator, as scikit-learn's estimators do.
     """
 
     def __init__(
@@ -57,7 +110,7 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
         unlabeled_weight: float = 1.0,
         use_ema: bool = True,
         ema_decay: float = 0.999,
-        random_state: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
         accelerator: str = "cpu",
         verbose: bool = False,
     ) -> None:
@@ -80,16 +133,17 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any) -> "SSGANClassifier":
-        """Train on every row of X; rows whose label is -1 are unlabeled. Returns self."""
-        X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2)
+    def fit(self, X: Any, y: Any) -> SSGANClassifier:
+        """Train on every row of X; rows whose label marks them unlabeled (see :func:`unlabeled_mask`) take part
+        without a label. Returns self."""
         self._check_parameters()
+        seed = training_seed(self.random_state)
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        y = target_vector(y, len(X))
         unlabeled = unlabeled_mask(y)
         if unlabeled.all():
-            raise ValueError("y has no labeled rows (every label is -1); SSGANClassifier needs labeled examples")
-        labeled_targets = y[~unlabeled]
-        check_classification_targets(labeled_targets)
-        self.classes_, encoded = np.unique(labeled_targets, return_inverse=True)
+            raise ValueError("y has no labeled rows (every label marks an unlabeled row); SSGANClassifier needs labels")
+        self.classes_, encoded = distinct_classes(y[~unlabeled])
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}) among its labeled rows; a classifier needs 2 or more"
@@ -100,20 +154,20 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
 
         source = InMemorySource(inputs, targets, [str(c) for c in self.classes_])
         with quiet_third_party(None if self.verbose else logging.WARNING), preserved_global_rngs():
-            datamodule, module, trainer = build(compose(self._overrides(n_samples=len(y))), source=source)
+            datamodule, module, trainer = build(compose(self._overrides(len(y), seed)), source=source)
             trainer.fit(module, datamodule=datamodule)
         module.trainer = None  # a fitted estimator must pickle without its trainer
         self.module_ = module.cpu().double().eval()  # float64 inference: predictions independent of batching
         return self
 
-    def _overrides(self, n_samples: int) -> list[str]:
+    def _overrides(self, n_samples: int, seed: int) -> list[str]:
         """The estimator's parameters as ``ssgan-train`` overrides: the same config, the same builder."""
         ema_decay = self.ema_decay if self.use_ema else None
         return [
             f"model={self.model}",
             "data.num_labeled=null",
             f"data.batch_size={min(int(self.batch_size), n_samples)}",
-            f"seed={int(self.random_state)}",
+            f"seed={seed}",
             f"model.discriminator.hidden_widths={list(map(int, self.hidden_widths))}",
             f"model.discriminator.input_noise={float(self.input_noise)}",
             f"model.discriminator.hidden_noise={float(self.hidden_noise)}",
@@ -137,11 +191,20 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
         ]
 
     def _check_parameters(self) -> None:
+        """Every parameter, as scikit-learn checks its own at fit: a ValueError naming it, its value and what is
+        allowed."""
         if self.model not in MODELS:
             raise ValueError(f"model={self.model!r} is not one of {MODELS}")
-        for name in ("max_epochs", "batch_size", "noise_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
+        if self.generator_output not in GENERATOR_OUTPUTS:
+            raise ValueError(f"generator_output={self.generator_output!r} is not one of {GENERATOR_OUTPUTS}")
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"accelerator={self.accelerator!r} is not one of {ACCELERATORS}")
+        if self.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise ValueError(f"accelerator={self.accelerator!r} but no CUDA GPU is usable here; use 'cpu' or 'auto'")
+        for name, allowed in PARAMETER_RULES.items():
+            value = getattr(self, name)
+            if not allowed.accepts(value):
+                raise ValueError(f"{name}={value!r} must be {allowed.description}")
 
     # ------------------------------------------------------------------------------------------- predict
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -164,11 +227,59 @@ class SSGANClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def target_vector(y: Any, num_rows: int) -> np.ndarray:
+    """y as a 1-d array with one label per row of X; numeric labels must be finite (-1 marks unlabeled)."""
+    y = column_or_1d(y, warn=True)
+    if len(y) != num_rows:
+        raise ValueError(f"y has {len(y)} labels but X has {num_rows} rows; expected one label (or -1) per row")
+    if y.dtype.kind in "fc":
+        assert_all_finite(y, input_name="y")
+    return y
+
+
+def is_unlabeled_value(value: Any) -> bool:
+    """-1 (a number or the text "-1"), None or NaN: the unlabeled markers of an object array."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == "-1"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return value == UNLABELED or math.isnan(value)
+    return False
+
+
 def unlabeled_mask(y: np.ndarray) -> np.ndarray:
-    """True where a label is the unlabeled marker -1 (numeric labels; string labels have no unlabeled rows)."""
+    """True where a row is unlabeled, as ``sklearn.semi_supervised`` marks it: -1 in numeric labels; -1, "-1",
+    None or NaN in object or string labels (so ``y[rows] = -1`` works on an array of class names)."""
     if y.dtype.kind in "iuf":
         return y == UNLABELED
-    return np.array([isinstance(v, (int, np.integer)) and v == UNLABELED for v in y], dtype=bool)
+    if y.dtype.kind in "US":
+        return np.char.strip(y.astype(str)) == "-1"
+    return np.fromiter((is_unlabeled_value(v) for v in y), dtype=bool, count=len(y))
+
+
+def distinct_classes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct labels and each row's index among them; labels of mixed types cannot be ordered."""
+    try:
+        check_classification_targets(labels)
+        return np.unique(labels, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(value).__name__ for value in labels})
+        raise ValueError(
+            f"y mixes labels of types {kinds}; use one type for the classes (and -1 or None for unlabeled rows)"
+        ) from None
+
+
+def training_seed(random_state: Any) -> int:
+    """The run's seed: an integer as given; None (NumPy's global generator) or a RandomState draws one."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if 0 <= random_state <= MAX_SEED:
+            return int(random_state)
+    elif random_state is None or isinstance(random_state, np.random.RandomState):
+        return int(check_random_state(random_state).randint(0, MAX_SEED, dtype=np.int64))
+    raise ValueError(
+        f"random_state={random_state!r} must be None, an integer in [0, {MAX_SEED}] or a numpy RandomState"
+    )
 
 
 @contextlib.contextmanager

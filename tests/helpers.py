@@ -1,7 +1,8 @@
-"""Callbacks that simulate failures in end-to-end tests (a kill mid-run, a weight gone NaN)."""
+"""Callbacks that simulate failures in end-to-end tests (a kill mid-run, a signal, a weight gone NaN)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytorch_lightning as pl
@@ -43,3 +44,15 @@ class RecordLearningRates(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         rates = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
         RecordLearningRates.seen.append((trainer.current_epoch, rates))
+
+
+class SignalAtBatch(pl.Callback):
+    """Send this process ``signum`` as training batch ``batch`` (1-based, whole run) starts, as ``kill`` would."""
+
+    def __init__(self, batch: int, signum: int) -> None:
+        self.batch = batch
+        self.signum = signum
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.fit_loop.total_batch_idx + 1 == self.batch:
+            os.kill(os.getpid(), self.signum)

@@ -71,6 +71,71 @@ def test_clear_errors_for_bad_labels():
         SSGANClassifier(model="gan").fit(X, np.arange(20) % 2)
 
 
+def small_digits() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_digits(return_X_y=True)
+    return X[:200] / 16.0, y[:200]
+
+
+NAMES = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+
+
+@pytest.mark.parametrize(
+    ("marker", "dtype"),
+    [("-1", str), ("-1", object), (None, object), (float("nan"), object), (-1, object)],
+    ids=["string-array", "string-in-object-array", "None", "NaN", "int-in-object-array"],
+)
+def test_unlabeled_markers_of_string_labels_are_not_a_class(marker, dtype) -> None:
+    X, y = small_digits()
+    y_partial = NAMES[y].astype(dtype)
+    y_partial[100:] = marker
+    classifier = SSGANClassifier(**{**TINY, "max_epochs": 2}).fit(X, y_partial)
+    assert sorted(classifier.classes_) == sorted(NAMES)
+    assert set(classifier.predict(X)) <= set(NAMES)
+
+
+def test_random_state_none_draws_the_seed_from_numpys_global_generator() -> None:
+    X, y = small_digits()
+    fitted = []
+    for _ in range(2):
+        np.random.seed(7)
+        fitted.append(SSGANClassifier(**{**TINY, "max_epochs": 2}, random_state=None).fit(X, y).predict_proba(X))
+    np.testing.assert_array_equal(fitted[0], fitted[1])
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "message"),
+    [
+        ("learning_rate", -1.0, "learning_rate=-1.0 must be a number > 0"),
+        ("batch_size", 1, "batch_size=1 must be an integer >= 2"),
+        ("max_epochs", 0, "max_epochs=0 must be an integer >= 1"),
+        ("hidden_widths", (), "hidden_widths=() must be a non-empty sequence of integers >= 1"),
+        ("generator_widths", (16, -2), "generator_widths=(16, -2) must be a sequence of integers >= 1"),
+        ("noise_dim", 2.5, "noise_dim=2.5 must be an integer >= 1"),
+        ("input_noise", float("nan"), "input_noise=nan must be a number >= 0"),
+        ("beta1", 1.0, "beta1=1.0 must be a number in [0, 1)"),
+        ("ema_decay", 1.5, "ema_decay=1.5 must be a number in [0, 1)"),
+        ("unlabeled_weight", -0.5, "unlabeled_weight=-0.5 must be a number >= 0"),
+        ("use_ema", "yes", "use_ema='yes' must be True or False"),
+        ("random_state", -3, "random_state=-3 must be None, an integer in [0, 4294967295] or a numpy RandomState"),
+        ("generator_output", "relu", "generator_output='relu' is not one of"),
+        ("accelerator", "tpu9", "accelerator='tpu9' is not one of"),
+    ],
+)
+def test_a_bad_parameter_is_a_value_error_naming_it_at_fit(parameter: str, value, message: str) -> None:
+    X, y = small_digits()
+    with pytest.raises(ValueError) as raised:
+        SSGANClassifier(**{**TINY, parameter: value}).fit(X, y)
+    assert message in str(raised.value)
+
+
+def test_labels_of_mixed_types_are_refused_in_one_line() -> None:
+    X, y = small_digits()
+    mixed = y.astype(object)
+    mixed[:10] = "a"
+    with pytest.raises(ValueError, match="y mixes labels of types|Unknown label type|Mix of label input types"):
+        SSGANClassifier(**TINY).fit(X, mixed)
+
+
 def test_unlabeled_data_lift_digits_with_50_labels_to_label_spreadings_level():
     """The same network trained on the 50 labels alone scores 85-89 % on label draws 0-3, the SSGAN 88-93 % and
     LabelSpreading 89-95 %: the SSGAN's gain over its own supervised network is large on every draw, while

@@ -142,8 +142,8 @@ def test_experiment_trains_and_tests_end_to_end(
     cfg, num_test = compose_tiny(experiment, tmp_path, data_dirs, tmp_path_factory, "trainer.fast_dev_run=true")
     built: list[Run] = []
 
-    def keep(cfg: DictConfig, source=None) -> Run:  # the one builder, with the run's objects kept for checks
-        built.append(build(cfg, source))
+    def keep(cfg: DictConfig, source=None, **options) -> Run:  # the one builder, its objects kept for checks
+        built.append(build(cfg, source, **options))
         return built[-1]
 
     monkeypatch.setattr(ssgan.cli.train, "build", keep)

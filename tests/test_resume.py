@@ -1,16 +1,20 @@
-"""Kill a run mid-epoch or between epochs, resume it with ckpt_path=last, and get the uninterrupted run's results."""
+"""Kill or signal a run mid-epoch or between epochs, resume it with ckpt_path=last, and get the uninterrupted run's
+results."""
 
 from __future__ import annotations
 
+import json
+import signal
 from pathlib import Path
 
 import pytest
 import torch
-
-from ssgan.callbacks.checkpointing import AtomicCheckpointIO, resolve_checkpoint
-from ssgan.errors import SSGANError
-from ssgan.cli.train import train
 from helpers import RecordLearningRates, SimulatedKill
+
+from ssgan.callbacks import RunInterrupted
+from ssgan.callbacks.checkpointing import AtomicCheckpointIO, resolve_checkpoint
+from ssgan.cli.train import train
+from ssgan.errors import SSGANError
 
 # digits: 1437 training images, batch 100 -> 14 batches per epoch; 2 epochs = 28 batches.
 RUN = [
@@ -59,6 +63,35 @@ def test_resume_after_kill_matches_uninterrupted_run(make_config, uninterrupted,
             assert torch.equal(weights[name], value), name
         else:
             assert weights[name] == value, name
+
+
+def test_a_signal_saves_at_the_batch_end_and_the_resume_matches_the_uninterrupted_run(make_config, uninterrupted):
+    reference, reference_dir = uninterrupted
+    signal_option = f"+callbacks.signal={{_target_: helpers.SignalAtBatch, batch: 8, signum: {int(signal.SIGTERM)}}}"
+    with pytest.raises(RunInterrupted, match="interrupted by SIGTERM at epoch 0, training step 8; resume with"):
+        train(make_config("run", *RUN, signal_option))
+    run_dir = Path(make_config("run").paths.output_dir)
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["SemiSupervisedDataModule"] == {"epoch": 0, "step": 8}  # the signal's batch was finished
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert (record["status"], record["signal"], record["epochs"], record["step"]) == ("interrupted", "SIGTERM", 0, 8)
+
+    resumed = train(make_config("run", *RUN, "ckpt_path=last"))
+
+    assert resumed["test_confusion"] == reference["test_confusion"]
+    weights, reference_weights = final_weights(run_dir), final_weights(reference_dir)
+    for name, value in reference_weights.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(weights[name], value), name
+
+
+def test_a_signal_outside_training_stops_at_once() -> None:
+    from ssgan.callbacks import GracefulInterrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(RunInterrupted, match="interrupted by SIGINT"), GracefulInterrupt(None):
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous  # the caller's handler is back
 
 
 def test_resuming_with_more_epochs_stretches_the_rate_decay_as_configured(make_config):

@@ -103,10 +103,10 @@ def test_ddp_config_tolerates_unused_parameters() -> None:
 def test_an_unexpected_error_is_recorded_with_its_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str | None
 ) -> None:
-    def broken(cfg):
+    def broken(cfg, interrupt):
         raise RuntimeError(f"broken job {cfg.seed}")
 
-    monkeypatch.setattr(ssgan.cli.train, "train", broken)
+    monkeypatch.setattr(ssgan.cli.train, "prepare", broken)
     if mode:  # a sweep goes on past the failing job and records each failure in its own directory
         monkeypatch.setattr(sys, "argv", ["ssgan-train", "-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}"])
         ssgan.cli.train.main()

@@ -59,7 +59,8 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
         (["data.num_labeled=50", "data.labeled_fraction=0.5"], "data.num_labeled=50 and data.labeled_fraction=0.5"),
         (["data.num_labeled=1430"], "needs 143 labeled examples of class"),
         (["data.num_labeled=lots"], "data.num_labeled='lots' must be an integer or null"),
-        (["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
+        (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 2"),
+        (["data.batch_size=1"], "data.batch_size=1 must be an integer >= 2"),
     ],
 )
 def test_bad_budgets_stop_before_training_with_the_value(tmp_path: Path, overrides, message) -> None:
@@ -97,7 +98,7 @@ def test_cli_reports_a_bad_budget_in_one_line_and_error_file(tmp_path: Path) -> 
 )
 def test_cli_rejects_an_unknown_config_option_without_traceback(tmp_path: Path, override: str, expected: str) -> None:
     result = run_cli(tmp_path, override)
-    assert result.returncode != 0
+    assert result.returncode == 2  # Hydra's own refusal is bad input too
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
 

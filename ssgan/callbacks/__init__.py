@@ -1,19 +1,28 @@
-"""Callbacks: throughput, checkpoint IO, the divergence guard, GAN health with sample grids, progress lines."""
+"""Callbacks: throughput, checkpoint IO, run identity, interrupts, the divergence guard, GAN health with sample
+grids, progress lines, and the CSV logger a resume continues."""
 
 from ssgan.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from ssgan.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from ssgan.callbacks.health import GANHealth
+from ssgan.callbacks.interrupt import GracefulInterrupt, RunInterrupted
+from ssgan.callbacks.logs import AppendingCSVLogger
 from ssgan.callbacks.progress import EpochProgress
 from ssgan.callbacks.rank_noise import DistinctNoisePerRank
+from ssgan.callbacks.run_identity import RunIdentity, run_identity
 from ssgan.callbacks.throughput import TrainingThroughput
 
 __all__ = [
+    "AppendingCSVLogger",
     "AtomicCheckpointIO",
     "DistinctNoisePerRank",
     "DivergenceGuard",
     "EpochProgress",
     "GANHealth",
+    "GracefulInterrupt",
     "LastCheckpoint",
+    "RunIdentity",
+    "RunInterrupted",
     "TrainingDiverged",
     "TrainingThroughput",
+    "run_identity",
 ]

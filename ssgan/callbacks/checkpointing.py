@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,37 @@ from pytorch_lightning.callbacks import Checkpoint
 from ssgan.errors import SSGANError
 
 LAST_CHECKPOINT = "last.ckpt"
+
+
+def write_atomically(path: str | Path, content: str | bytes) -> None:
+    """Write a file through a temporary one in the same folder and ``os.replace``: readers see old or new, never half."""
+    target = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content.encode() if isinstance(content, str) else content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's dictionary, memory-mapped (its tensors are read only when used); one line if unreadable.
+
+    Checkpoints hold network factories, so they are unpickled in full: load only checkpoints you trust.
+    """
+    try:
+        mappable = zipfile.is_zipfile(path)  # torch.save's format; older pickles cannot be mapped
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mappable)
+    except Exception as error:  # a truncated or foreign file: say which and why, in one line
+        reason = str(error).splitlines()[0] if str(error) else ""
+        raise SSGANError(f"checkpoint {path} cannot be read ({type(error).__name__}: {reason})") from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
+        raise SSGANError(f"{path} is not an ssgan checkpoint (no state_dict / hyper_parameters)")
+    return checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -12,7 +12,8 @@ class TrainingThroughput(pl.Callback):
     """Times ``fit`` and counts the unlabeled examples consumed, on the host only (no device sync per step).
 
     ``samples_per_second`` counts unlabeled examples (the stream that defines an epoch) across all ranks;
-    each step also consumes as many labeled and generated examples.
+    each step also consumes as many labeled and generated examples. Both figures travel in checkpoints, so a
+    resumed run reports the whole run (up to its checkpoint, plus the resumed part).
     """
 
     def __init__(self) -> None:
@@ -37,3 +38,11 @@ class TrainingThroughput(pl.Callback):
         if self._start is not None:
             self.train_seconds += time.perf_counter() - self._start
             self._start = None
+
+    def state_dict(self) -> dict[str, Any]:
+        running = time.perf_counter() - self._start if self._start is not None else 0.0
+        return {"train_seconds": self.train_seconds + running, "samples": self.samples}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_seconds = float(state_dict["train_seconds"])
+        self.samples = int(state_dict["samples"])

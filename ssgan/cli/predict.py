@@ -13,36 +13,43 @@ import argparse
 import csv
 import importlib
 import inspect
+import io
 import math
+import os
 import sys
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ssgan.callbacks.checkpointing import read_checkpoint, write_atomically
+from ssgan.data.sources.base import InputScaling
 from ssgan.errors import SSGANError
 
 
+class Predictor(NamedTuple):
+    """A run's classifier and the scaling its source applied to raw inputs in training (None: inputs as stored)."""
 
-def load_module(checkpoint_path: str | Path) -> Any:
-    """Rebuild the SSGAN or SupervisedBaseline a run saved, in eval mode on the CPU.
+    module: Any
+    input_scaling: InputScaling | None
+
+
+def load_predictor(checkpoint_path: str | Path) -> Predictor:
+    """Rebuild the classifier a run saved (eval mode, CPU) with its training-time input scaling.
 
     The hyperparameters hold the network factories (``functools.partial`` of classes), so the checkpoint
     is unpickled in full: load only checkpoints you trust, as with any pickle.
     """
+    from ssgan.data.datamodule import SemiSupervisedDataModule
     from ssgan.models.base import ClassifierModule
 
     path = Path(checkpoint_path)
     if not path.is_file():
         raise SSGANError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a truncated or foreign file: say which and why, in one line
-        raise SSGANError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error})") from None
-    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
-        raise SSGANError(f"{path} is not an ssgan checkpoint (no state_dict / hyper_parameters)")
+    checkpoint = read_checkpoint(path)
     hyper_parameters = dict(checkpoint["hyper_parameters"])
     name = checkpoint.get("ssgan", {}).get("module_class")
     if not name:
@@ -59,7 +66,13 @@ def load_module(checkpoint_path: str | Path) -> Any:
         )
     module = module_class(**hyper_parameters)
     module.load_state_dict(checkpoint["state_dict"])
-    return module.eval()
+    data_state = checkpoint.get(SemiSupervisedDataModule.__qualname__) or {}
+    return Predictor(module.eval(), InputScaling.from_state(data_state.get("input_scaling")))
+
+
+def load_module(checkpoint_path: str | Path) -> Any:
+    """The classifier a run saved, in eval mode on the CPU (see :func:`load_predictor`)."""
+    return load_predictor(checkpoint_path).module
 
 
 def unknown_arguments(module_class: type, hyper_parameters: dict[str, Any]) -> list[str]:
@@ -115,10 +128,15 @@ def read_inputs(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if not path.is_file():
         raise SSGANError(f"input {path} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as saved:
-            if "x" not in saved:
-                raise SSGANError(f"{path} has arrays {sorted(saved.files)}; expected one named 'x' (and optional 'y')")
-            return saved["x"], saved["y"] if "y" in saved else None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if "x" not in saved:
+                    raise SSGANError(f"{path} has arrays {sorted(saved.files)}; expected one named 'x' (and optional 'y')")
+                return saved["x"], saved["y"] if "y" in saved else None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            if isinstance(error, SSGANError):
+                raise
+            raise SSGANError(f"{path}: cannot be read as .npz of numbers ({error})") from None
     if path.suffix == ".csv":
         return read_csv_features(path), None
     raise SSGANError(f"input {path}: expected a .npz (array 'x') or a .csv of features")
@@ -163,6 +181,54 @@ def read_source(data: str, split: str, root: str | None = None) -> tuple[np.ndar
     return part.inputs.numpy(), part.labels.numpy()
 
 
+def class_ids(labels: np.ndarray, class_names: tuple[str, ...], num_inputs: int, where: str) -> np.ndarray:
+    """``y`` as int64 class ids (-1: unlabeled): whole numbers in [0, K), or the checkpoint's class names."""
+    if labels.shape != (num_inputs,):
+        raise SSGANError(f"{where}: y has shape {labels.shape}; expected ({num_inputs},), one label per example")
+    if labels.dtype.kind in "iuf":
+        return numeric_class_ids(labels, len(class_names), where)
+    if labels.dtype.kind in "US":
+        return named_class_ids(labels.astype(str), class_names, where)
+    raise SSGANError(f"{where}: y has dtype {labels.dtype}; expected class ids (whole numbers) or class names")
+
+
+def numeric_class_ids(labels: np.ndarray, num_classes: int, where: str) -> np.ndarray:
+    valid = np.isfinite(labels) & (labels == np.round(labels)) & (labels >= -1) & (labels < num_classes)
+    if not valid.all():
+        row = int(np.flatnonzero(~valid)[0])
+        raise SSGANError(
+            f"{where}: y[{row}]={labels[row].item()!r} is not a class of the checkpoint; expected whole numbers in "
+            f"[0, {num_classes}), or -1 for unlabeled"
+        )
+    return labels.astype(np.int64)
+
+
+def named_class_ids(labels: np.ndarray, class_names: tuple[str, ...], where: str) -> np.ndarray:
+    lookup = {name: index for index, name in enumerate(class_names)} | {"": -1, "-1": -1}
+    ids = np.array([lookup.get(label.strip(), -2) for label in labels], dtype=np.int64)
+    unknown = np.flatnonzero(ids == -2)
+    if unknown.size:
+        row = int(unknown[0])
+        raise SSGANError(
+            f"{where}: y[{row}]={str(labels[row])!r} is not one of the checkpoint's classes {list(class_names)} "
+            "(empty or -1: unlabeled)"
+        )
+    return ids
+
+
+def check_output(path: str | Path) -> Path:
+    """The output must be a file name in an existing, writable folder: checked before any work is done."""
+    output = Path(path)
+    folder = output.parent
+    if output.is_dir():
+        raise SSGANError(f"-o {output}: is a folder; expected a file name such as {output / 'predictions.csv'}")
+    if not folder.is_dir():
+        raise SSGANError(f"-o {output}: the folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise SSGANError(f"-o {output}: the folder {folder} is not writable")
+    return output
+
+
 @torch.no_grad()
 def predict_probabilities(module: Any, inputs: Tensor, batch_size: int = 1000) -> Tensor:
     """(N, K) class probabilities of the evaluation network for raw examples, in batches."""
@@ -190,23 +256,34 @@ def check_ensemble(modules: list[Any], paths: list[str]) -> None:
             )
 
 
-def predict_ensemble(modules: list[Any], inputs: Tensor, batch_size: int = 1000) -> Tensor:
-    """Mean of the runs' class probabilities: independent runs err differently, so the mean errs less."""
-    return torch.stack([predict_probabilities(module, inputs, batch_size) for module in modules]).mean(dim=0)
+def predict_ensemble(
+    predictors: list[Predictor], inputs: Tensor, batch_size: int = 1000, raw: bool = True
+) -> Tensor:
+    """Mean of the runs' class probabilities: independent runs err differently, so the mean errs less.
+
+    ``raw`` inputs (from a file) go through each run's training-time scaling first; a data config's source
+    (``--data``) has already scaled its own.
+    """
+    probabilities = []
+    for module, scaling in predictors:
+        scaled = scaling(inputs) if raw and scaling is not None else inputs
+        probabilities.append(predict_probabilities(module, scaled, batch_size))
+    return torch.stack(probabilities).mean(dim=0)
 
 
 def write_predictions(
     path: str | Path, probabilities: Tensor, class_names: tuple[str, ...], labels: np.ndarray | None = None
 ) -> None:
-    """CSV: ``[label,] prediction, p_<class>...`` with one row per example; labels as class names."""
+    """CSV: ``[label,] prediction, p_<class>...`` with one row per example; ``labels`` are class ids (-1: none)."""
     predictions = probabilities.argmax(dim=1).tolist()
     header = (["label"] if labels is not None else []) + ["prediction"] + [f"p_{name}" for name in class_names]
-    with Path(path).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for index, row in enumerate(probabilities.tolist()):
-            prefix = [class_names[int(labels[index])] if labels[index] >= 0 else ""] if labels is not None else []
-            writer.writerow(prefix + [class_names[predictions[index]]] + [f"{p:.6g}" for p in row])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for index, row in enumerate(probabilities.tolist()):
+        prefix = [class_names[int(labels[index])] if labels[index] >= 0 else ""] if labels is not None else []
+        writer.writerow(prefix + [class_names[predictions[index]]] + [f"{p:.6g}" for p in row])
+    write_atomically(path, text.getvalue())  # an existing file stays whole until the new one is complete
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -223,6 +300,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=1000)
     arguments = parser.parse_args(argv)
+    if arguments.batch_size < 1:
+        parser.error(f"--batch-size {arguments.batch_size}: expected an integer >= 1")
     if arguments.data is not None:
         inputs = [path for path in arguments.paths if Path(path).suffix in (".npz", ".csv")]
         if inputs:
@@ -238,8 +317,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(arguments: argparse.Namespace) -> float | None:
-    """Predict and write the CSV; return the accuracy when the inputs carry labels."""
-    modules = [load_module(path) for path in arguments.checkpoints]
+    """Check the output path, load the runs, read and check the inputs, predict, write the CSV atomically;
+    return the accuracy when the inputs carry labels."""
+    output = check_output(arguments.output)
+    predictors = [load_predictor(path) for path in arguments.checkpoints]
+    modules = [predictor.module for predictor in predictors]
     check_ensemble(modules, arguments.checkpoints)
     module = modules[0]
     if arguments.data is not None:
@@ -249,8 +331,10 @@ def run(arguments: argparse.Namespace) -> float | None:
         raw, labels = read_inputs(arguments.input)
         where = str(arguments.input)
     inputs = conform_inputs(raw, module.raw_input_shape, where)
-    probabilities = predict_ensemble(modules, inputs, arguments.batch_size)
-    write_predictions(arguments.output, probabilities, module.class_names, labels)
+    if labels is not None:
+        labels = class_ids(labels, module.class_names, len(inputs), where)
+    probabilities = predict_ensemble(predictors, inputs, arguments.batch_size, raw=arguments.data is None)
+    write_predictions(output, probabilities, module.class_names, labels)
     if labels is None:
         return None
     labeled = labels >= 0

@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ssgan.build import CONFIG_DIR, build
-from ssgan.callbacks import GANHealth, TrainingDiverged, TrainingThroughput
-from ssgan.callbacks.checkpointing import LAST_CHECKPOINT, resolve_checkpoint
+from ssgan.build import CONFIG_DIR, Run, build
+from ssgan.callbacks import GANHealth, GracefulInterrupt, LastCheckpoint, RunInterrupted, TrainingDiverged
+from ssgan.callbacks import TrainingThroughput
+from ssgan.callbacks.checkpointing import LAST_CHECKPOINT, read_checkpoint, resolve_checkpoint, write_atomically
+from ssgan.callbacks.run_identity import check_resume_identity
+from ssgan.cli.checks import check_config
 from ssgan.cli.naming import override_values
+from ssgan.cli.run_directory import check_run_directory, claim, resumed_epoch, run_files
 from ssgan.runtime.quiet import quiet_third_party
 from ssgan.errors import SSGANError
 from ssgan.runtime.allocator import keep_freed_memory
@@ -34,31 +41,68 @@ from ssgan.runtime.hardware import device_name
 
 log = logging.getLogger("ssgan")
 
+# exit statuses of a single run (a sweep goes on past a failed job and exits 0 at its end)
+EXIT_BAD_INPUT = 2  # a value, file or directory the user can fix; one line on stderr
+EXIT_DIVERGED = 3  # training went NaN/inf; metrics.json says "diverged"
+# interrupted by a signal: 128 + its number, as a shell reports it (130 for SIGINT, 143 for SIGTERM)
+
+
+class Prepared(NamedTuple):
+    """A run that passed every check: what to train, and where a resume starts."""
+
+    run: Run
+    ckpt_path: str | None
+    resume_epoch: int | None  # the first epoch a resume trains (its log rows from there on are dropped)
+
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one job and return its metrics; files go to ``cfg.paths.output_dir`` (rank 0 only)."""
+    with GracefulInterrupt(None) as interrupt:
+        return execute(cfg, prepare(cfg, interrupt))
+
+
+def prepare(cfg: DictConfig, interrupt: GracefulInterrupt) -> Prepared:
+    """Every check, then data, model and trainer; nothing is written, so a refusal leaves the directory as it was."""
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), output_dir)
-    datamodule, model, trainer = build(cfg)
-    check_process_launch(trainer)
+    if rank_zero_only.rank == 0:  # other DDP ranks start once rank 0 has claimed the directory
+        check_run_directory(output_dir, ckpt_path, directory_key())
+    check_config(cfg)
+    resume_epoch = None
+    if ckpt_path is not None:
+        checkpoint = read_checkpoint(ckpt_path)
+        check_resume_identity(checkpoint, cfg, ckpt_path)
+        resume_epoch = resumed_epoch(checkpoint)
+        del checkpoint
+    run = build(cfg, extra_callbacks=[interrupt])
+    check_process_launch(run.trainer)
+    last = find_callback(run.trainer, LastCheckpoint)
+    interrupt.checkpoint_path = last.path if last is not None else None
+    return Prepared(run, ckpt_path, resume_epoch)
+
+
+def execute(cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
+    """Claim the directory, fit, test and write metrics.json; an interruption or divergence is recorded there."""
+    datamodule, model, trainer = prepared.run
+    output_dir = Path(cfg.paths.output_dir)
     if trainer.strategy.root_device.type == "cpu":
         keep_freed_memory()  # this command's own process: glibc keeps each step's freed memory for the next
-
-    if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        datamodule.save_split(output_dir / "split_indices.npz")
-
     started = time.perf_counter()
     try:
+        if trainer.is_global_zero:
+            claim(output_dir, cfg, datamodule, prepared.resume_epoch, csv_metrics_file(trainer))
         # the run's own checkpoint: its hyperparameters hold network factories, which need full unpickling
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=prepared.ckpt_path, weights_only=False)
+        fit_seconds = time.perf_counter() - started
+        validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
+        trainer.test(model, datamodule=datamodule, verbose=False)
     except TrainingDiverged as error:
         record_divergence(output_dir, trainer, error)
         raise
-    fit_seconds = time.perf_counter() - started
-    validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
-    trainer.test(model, datamodule=datamodule, verbose=False)
+    except (RunInterrupted, SIGTERMException) as error:  # Lightning's own SIGTERM stop is a SystemExit(0)
+        interrupted = error if isinstance(error, RunInterrupted) else RunInterrupted(signal.SIGTERM)
+        record_interruption(output_dir, trainer, interrupted)
+        raise interrupted from None
 
     throughput = find_callback(trainer, TrainingThroughput)
     metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds) | validation
@@ -66,7 +110,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if health is not None and health.summary():
         metrics["health"] = health.summary()
     if trainer.is_global_zero:
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         (output_dir / "error.txt").unlink(missing_ok=True)  # a resumed job that failed before now succeeded
         log.info(
             "test accuracy %.4f (%d errors of %d) -> %s",
@@ -76,6 +120,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             output_dir / "metrics.json",
         )
     return metrics
+
+
+def csv_metrics_file(trainer: pl.Trainer) -> Path | None:
+    """``metrics.csv`` of the trainer's CSV logger, if it has one."""
+    logger = trainer.logger
+    return Path(logger.log_dir) / "metrics.csv" if isinstance(logger, CSVLogger) else None
+
+
+def directory_key() -> str:
+    """The setting that picks another run directory: ``hydra.sweep.dir`` in a sweep, else ``hydra.run.dir``."""
+    return "hydra.sweep.dir" if hydra_mode() == RunMode.MULTIRUN else "hydra.run.dir"
 
 
 def find_callback(trainer: pl.Trainer, kind: type) -> Any:
@@ -100,7 +155,28 @@ def record_divergence(output_dir: Path, trainer: pl.Trainer, error: TrainingDive
         "health": health.summary() if health is not None else {},
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
+def record_interruption(output_dir: Path, trainer: pl.Trainer, error: RunInterrupted) -> None:
+    """metrics.json with ``status: interrupted``, the epoch and training step reached and the checkpoint to resume."""
+    last = output_dir / "checkpoints" / LAST_CHECKPOINT
+    epoch, step = int(trainer.current_epoch), int(trainer.fit_loop.total_batch_idx + 1)
+    resume = f"resume with ckpt_path=last (last checkpoint: {last})" if last.is_file() else "no checkpoint was saved"
+    error.args = (f"{error} at epoch {epoch}, training step {step}; {resume}",)
+    if not trainer.is_global_zero:
+        return
+    throughput = find_callback(trainer, TrainingThroughput)
+    metrics = {
+        "status": "interrupted",
+        "signal": signal.Signals(error.signum).name,
+        "epochs": epoch,
+        "step": step,
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "train_seconds": throughput.state_dict()["train_seconds"] if throughput is not None else None,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def summarise(
@@ -189,30 +265,71 @@ def record_failure(output_dir: Path, error: BaseException, with_traceback: bool 
     return path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Console entry ``ssgan-train``: any failure is recorded in the job's error.txt; in a sweep the next job runs.
+class CommandLine:
+    """Whether Hydra got as far as a job: a failure before that is Hydra refusing the command line itself."""
 
-    A user error (SSGANError) is one line on stderr; an unexpected one keeps its traceback (in error.txt in
-    a sweep, on stderr in a single run).
+    job_started = False
+
+
+def main() -> None:
+    """Console entry ``ssgan-train``: :func:`hydra_main`, where Hydra's own refusals of the command line (an unknown
+    key or config group, a malformed override) exit with status 2 like every other bad input, not 1."""
+    try:
+        hydra_main()
+    except SystemExit as stop:
+        if stop.code == 1 and not CommandLine.job_started:
+            sys.exit(EXIT_BAD_INPUT)
+        raise
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def hydra_main(cfg: DictConfig) -> float | None:
+    """One job (each job of a sweep); the exit status says how the run ended (EXIT_* above).
+
+    A failure at start-up writes nothing into a directory that holds a run, and only error.txt into one that
+    does not; later failures are recorded in the job's error.txt or metrics.json. A user error (SSGANError) is
+    one line on stderr; an unexpected one keeps its traceback (in error.txt in a sweep, on stderr in a single
+    run). A sweep goes on to its next job after a failure, but stops at an interruption.
     """
+    CommandLine.job_started = True
     multirun = hydra_mode() == RunMode.MULTIRUN
     output_dir = Path(cfg.paths.output_dir)
-    try:
-        with quiet_third_party():
-            return train(cfg)["test_acc"]
-    except SSGANError as error:
-        record_failure(output_dir, error)
+    held = bool(run_files(output_dir))
+    with quiet_third_party(), GracefulInterrupt(None) as interrupt:
+        try:
+            prepared = prepare(cfg, interrupt)
+        except RunInterrupted as error:
+            stop_interrupted(error)
+        except Exception as error:
+            return fail(output_dir, error, multirun, record=not held)
+        try:
+            return execute(cfg, prepared)["test_acc"]
+        except RunInterrupted as error:
+            stop_interrupted(error)
+        except Exception as error:
+            return fail(output_dir, error, multirun, record=True)
+
+
+def fail(output_dir: Path, error: Exception, multirun: bool, record: bool) -> None:
+    """Report a failed job: one line for a user error, the traceback otherwise; exit unless in a sweep."""
+    user_error = isinstance(error, SSGANError)
+    path = record_failure(output_dir, error, with_traceback=not user_error) if record else None
+    if user_error:
         print(f"ssgan-train: error: {error}", file=sys.stderr)
-        if multirun:
-            return None
-        sys.exit(2)
-    except Exception as error:
-        path = record_failure(output_dir, error, with_traceback=True)
-        if not multirun:
-            raise
-        print(f"ssgan-train: job failed: {type(error).__name__}: {error} (traceback: {path})", file=sys.stderr)
+    elif multirun:
+        where = f" (traceback: {path})" if path is not None else ""
+        print(f"ssgan-train: job failed: {type(error).__name__}: {error}{where}", file=sys.stderr)
+    if multirun:
         return None
+    if not user_error:
+        raise error
+    sys.exit(EXIT_DIVERGED if isinstance(error, TrainingDiverged) else EXIT_BAD_INPUT)
+
+
+def stop_interrupted(error: RunInterrupted) -> None:
+    """One line, and the shell's status for the signal; a sweep stops too (the signal was meant for it)."""
+    print(f"ssgan-train: {error}", file=sys.stderr)
+    sys.exit(128 + error.signum)
 
 
 if __name__ == "__main__":

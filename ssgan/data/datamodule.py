@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytorch_lightning as pl
 import torch
@@ -82,9 +82,10 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
             raise SSGANError(f"data.labeled_fraction={labeled_fraction!r} must be a number in (0, 1] or null")
         if num_labeled is not None and labeled_fraction is not None:
             resolve_labeled_count(1 << 62, 1, num_labeled, labeled_fraction)  # raises the one-line error
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value < 1:
-                raise SSGANError(f"data.{name}={value} must be a positive integer")
+        if batch_size < 2:  # G's batch norm and the batch means of feature matching need two examples
+            raise SSGANError(f"data.batch_size={batch_size} must be an integer >= 2 (examples per step and device)")
+        if eval_batch_size < 1:
+            raise SSGANError(f"data.eval_batch_size={eval_batch_size} must be a positive integer")
         if root is not None and not hasattr(source, "root"):
             raise SSGANError(f"data.root={root!r} is set but {type(source).__name__} reads no files; drop data.root")
         self.source = source
@@ -152,6 +153,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
             train=ArrayDataset(train_features, data.train.labels),
             test=ArrayDataset(test_features, data.test.labels),
             class_names=data.class_names,
+            input_scaling=data.input_scaling,
         )
 
     def encoder_arguments(self) -> dict[str, Any]:
@@ -180,7 +182,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         assert self.data is not None
         return self.data
 
-    def save_split(self, path: str | Path) -> None:
+    def save_split(self, path: str | Path | BinaryIO) -> None:
         assert self.split is not None, "setup() first"
         self.split.save(path)
 
@@ -246,7 +248,14 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
     _resume_state: dict[str, int] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """Where the training stream stands: the epoch and the number of its steps already trained on.
+        """Where the training stream stands, and the source's input scaling when it had one (for prediction)."""
+        state = self.stream_position()
+        if self.data is not None and self.data.input_scaling is not None:
+            state["input_scaling"] = self.data.input_scaling.state_dict()
+        return state
+
+    def stream_position(self) -> dict[str, int]:
+        """The epoch and the number of its steps already trained on.
 
         The step count comes from the trainer's progress, not from the stream, because Lightning fetches one
         batch ahead; a finished epoch is stored as the start of the next one.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ class Split:
     unlabeled: Tensor
     validation: Tensor
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path | BinaryIO) -> None:
         """Write the indices as ``.npz`` so a run's exact labeled subset can be reused or audited."""
         np.savez(
             path,

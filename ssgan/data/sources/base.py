@@ -33,12 +33,34 @@ class ArrayDataset:
 
 
 @dataclass(frozen=True)
+class InputScaling:
+    """Per-feature ``(x - shift) / spread`` fitted on the training rows; checkpoints keep it, so prediction scales
+    raw inputs exactly as training did."""
+
+    shift: Tensor  # (F,) over the flattened features
+    spread: Tensor  # (F,), never 0
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        flat = inputs.reshape(inputs.shape[0], -1)
+        return ((flat - self.shift.to(flat.dtype)) / self.spread.to(flat.dtype)).reshape(inputs.shape)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"shift": self.shift, "spread": self.spread}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Tensor] | None) -> InputScaling | None:
+        return cls(torch.as_tensor(state["shift"]), torch.as_tensor(state["spread"])) if state else None
+
+
+@dataclass(frozen=True)
 class SourceData:
-    """What every source yields: a training pool, a test set and the names of the K classes."""
+    """What every source yields: a training pool, a test set, the names of the K classes, and the scaling the
+    source applied to raw inputs (None when it used them as stored)."""
 
     train: ArrayDataset
     test: ArrayDataset
     class_names: tuple[str, ...]
+    input_scaling: InputScaling | None = None
 
     @property
     def num_classes(self) -> int:

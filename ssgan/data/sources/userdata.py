@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ssgan.data.sources.base import UNLABELED, ArrayDataset, SourceData
+from ssgan.data.sources.base import UNLABELED, ArrayDataset, InputScaling, SourceData
 from ssgan.errors import SSGANError
 
 SCALINGS = ("none", "minmax", "standard")
@@ -95,10 +95,10 @@ def stratified_holdout(labels: Tensor, fraction: float, seed: int) -> Tensor:
     return mask
 
 
-def fit_scaling(train_inputs: Tensor, scaling: str) -> Callable[[Tensor], Tensor]:
-    """Per-feature scaling fitted on the training pool only (test rows never inform it)."""
+def fit_scaling(train_inputs: Tensor, scaling: str) -> InputScaling | None:
+    """Per-feature scaling fitted on the training pool only (test rows never inform it); None for ``none``."""
     if check_scaling(scaling) == "none":
-        return lambda inputs: inputs
+        return None
     flat = train_inputs.reshape(train_inputs.shape[0], -1)
     if scaling == "minmax":
         low, high = flat.min(dim=0).values, flat.max(dim=0).values
@@ -106,7 +106,7 @@ def fit_scaling(train_inputs: Tensor, scaling: str) -> Callable[[Tensor], Tensor
     else:
         shift, spread = flat.mean(dim=0), flat.std(dim=0, unbiased=False)
         spread = torch.where(spread > 0, spread, torch.ones_like(spread))
-    return lambda inputs: ((inputs.reshape(inputs.shape[0], -1) - shift) / spread).reshape(inputs.shape)
+    return InputScaling(shift.contiguous(), spread.contiguous())
 
 
 def assemble(
@@ -124,10 +124,17 @@ def assemble(
         test = ArrayDataset(inputs[held_out], labels[held_out])
         inputs, labels = inputs[~held_out], labels[~held_out]
     scale = fit_scaling(inputs, scaling)
+    if scale is None:
+        return SourceData(
+            train=ArrayDataset(inputs.contiguous(), labels),
+            test=ArrayDataset(test.inputs.contiguous(), test.labels),
+            class_names=tuple(class_names),
+        )
     return SourceData(
         train=ArrayDataset(scale(inputs).contiguous(), labels),
         test=ArrayDataset(scale(test.inputs).contiguous(), test.labels),
         class_names=tuple(class_names),
+        input_scaling=scale,
     )
 
 

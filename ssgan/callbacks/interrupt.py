@@ -1,0 +1,83 @@
+"""SIGINT and SIGTERM end a run cleanly: at the next training batch end, after saving the last checkpoint."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import pytorch_lightning as pl
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(Exception):
+    """A signal stopped the run; ``signum`` is the signal (the process exits with 128 + signum, as a shell does)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal.Signals(self.signum).name}")
+
+
+class GracefulInterrupt(pl.Callback):
+    """Turns SIGINT/SIGTERM into :class:`RunInterrupted`, a plain exception a run can record and exit on.
+
+    While training batches run on one process the first signal is deferred to the end of the current batch:
+    ``checkpoint_path`` is saved there, the same way as a mid-epoch last checkpoint, so resuming from it is
+    exact. Elsewhere (loading data, testing, under DDP, or a second signal) the exception is raised at once.
+    Lightning's own SIGTERM handling (a ``SystemExit`` with status 0) composes with this handler and never
+    gets to run its exit. Handlers can only be installed in the main thread; elsewhere this does nothing.
+    """
+
+    def __init__(self, checkpoint_path: str | Path | None) -> None:
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.signum: int | None = None
+        self._deferring = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            for signum in HANDLED_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = self.signum is None
+        self.signum = signum
+        if not (first and self._deferring):
+            raise RunInterrupted(signum)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._deferring = trainer.world_size == 1  # ranks would stop at different batches and hang the others
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A signal that came after the last batch (validation, epoch end) stops the run before its test."""
+        self._deferring = False
+        if self.signum is not None:
+            self.stop(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._deferring = False
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.signum is not None:
+            self.stop(trainer)
+
+    def stop(self, trainer: pl.Trainer) -> None:
+        """Save the last checkpoint (at a batch boundary, so resume is exact) and raise."""
+        assert self.signum is not None
+        self._deferring = False
+        if self.checkpoint_path is not None and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
+        raise RunInterrupted(self.signum)
