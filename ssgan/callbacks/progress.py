@@ -15,7 +15,7 @@ SHOWN = ("train_loss_d", "train_loss_g", "train_loss_labeled", "train_loss_consi
 
 
 class EpochProgress(pl.Callback):
-    """Logs ``epoch 3/200: loss_d 0.81 loss_g 0.15 val_acc 0.931, 2100 samples/s`` when no progress bar is shown.
+    """Logs ``epoch E/N: loss_d ... loss_g ... val_acc ..., R samples/s`` when no progress bar is shown.
 
     ``max_lines`` bounds a run's log: longer runs print every n-th epoch (and the last) so a run writes at
     most that many lines.

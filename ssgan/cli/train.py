@@ -68,6 +68,7 @@ def prepare(cfg: DictConfig, interrupt: GracefulInterrupt) -> Prepared:
     if rank_zero_only.rank == 0:  # other DDP ranks start once rank 0 has claimed the directory
         check_run_directory(output_dir, ckpt_path, directory_key())
     check_config(cfg)
+    check_search(cfg)
     resume_epoch = None
     if ckpt_path is not None:
         checkpoint = read_checkpoint(ckpt_path)
@@ -95,7 +96,8 @@ def execute(cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=prepared.ckpt_path, weights_only=False)
         fit_seconds = time.perf_counter() - started
         validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
-        trainer.test(model, datamodule=datamodule, verbose=False)
+        if cfg.get("run_test", True):
+            trainer.test(model, datamodule=datamodule, verbose=False)
     except TrainingDiverged as error:
         record_divergence(output_dir, trainer, error)
         raise
@@ -112,13 +114,14 @@ def execute(cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         (output_dir / "error.txt").unlink(missing_ok=True)  # a resumed job that failed before now succeeded
-        log.info(
-            "test accuracy %.4f (%d errors of %d) -> %s",
-            metrics["test_acc"],
-            metrics["test_errors"],
-            metrics["num_test"],
-            output_dir / "metrics.json",
-        )
+        if "test_acc" in metrics:
+            log.info(
+                "test accuracy %.4f (%d errors of %d) -> %s",
+                metrics["test_acc"],
+                metrics["test_errors"],
+                metrics["num_test"],
+                output_dir / "metrics.json",
+            )
     return metrics
 
 
@@ -188,14 +191,12 @@ def summarise(
     fit_seconds: float,
 ) -> dict[str, Any]:
     results = model.test_results
-    if not results:
+    tested = cfg.get("run_test", True)
+    if tested and not results:
         raise SSGANError(
             "no test results reached this process: the trainer's strategy ran the test in spawned processes "
             f"({type(trainer.strategy).__name__}); use trainer=ddp, which keeps rank 0 in this process"
         )
-    confusion = results["test_confusion"]
-    num_test = int(confusion.sum())
-    test_acc = float(results["test_acc"])
     metrics: dict[str, Any] = {
         "status": "completed",
         "model": cfg.model._target_.rsplit(".", 1)[-1],
@@ -203,11 +204,7 @@ def summarise(
         "dataset": cfg.data.source._target_.rsplit(".", 1)[-1],
         "num_labeled": int(datamodule.split.labeled.numel()),
         "seed": int(cfg.seed),
-        "test_acc": test_acc,
-        "test_acc_macro": float(results["test_acc_macro"]),
-        "test_errors": num_test - int(confusion.diag().sum()),
-        "num_test": num_test,
-        "test_confusion": confusion.tolist(),
+        **(test_summary(results) if tested else {}),
         "class_names": list(datamodule.class_names),
         "epochs": int(trainer.current_epoch),
         "train_seconds": throughput.train_seconds if throughput else fit_seconds,
@@ -218,6 +215,38 @@ def summarise(
         "config": OmegaConf.to_container(cfg, resolve=False),
     }
     return metrics
+
+
+def test_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy (micro and macro), errors and confusion matrix of the one test pass."""
+    confusion = results["test_confusion"]
+    num_test = int(confusion.sum())
+    return {
+        "test_acc": float(results["test_acc"]),
+        "test_acc_macro": float(results["test_acc_macro"]),
+        "test_errors": num_test - int(confusion.diag().sum()),
+        "num_test": num_test,
+        "test_confusion": confusion.tolist(),
+    }
+
+
+def objective(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
+    """What a sweeper optimises: ``optimized_metric`` (validation accuracy in a search), else test accuracy."""
+    name = cfg.get("optimized_metric")
+    return metrics.get(name) if name else metrics.get("test_acc")
+
+
+def check_search(cfg: DictConfig) -> None:
+    """A search optimises a validation metric: refuse it before any job trains when nothing is held out."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return
+    if not str(name).startswith("val_"):
+        raise SSGANError(f"optimized_metric={name!r}: a search optimises a validation metric (val_acc, "
+                         "val_acc_macro), never a test one (docs/protocol.md)")
+    if not cfg.data.get("num_validation"):
+        raise SSGANError(f"optimized_metric={name} needs a validation set: set data.num_validation to a positive "
+                         "count of labeled examples to hold out")
 
 
 def describe_device(trainer: pl.Trainer) -> str:
@@ -294,6 +323,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
     CommandLine.job_started = True
     multirun = hydra_mode() == RunMode.MULTIRUN
     output_dir = Path(cfg.paths.output_dir)
+    try:
+        check_search(cfg)
+    except SSGANError as error:  # every trial of a search would fail alike: stop it before any trains
+        print(f"ssgan-train: error: {error}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     held = bool(run_files(output_dir))
     with quiet_third_party(), GracefulInterrupt(None) as interrupt:
         try:
@@ -303,7 +337,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         except Exception as error:
             return fail(output_dir, error, multirun, record=not held)
         try:
-            return execute(cfg, prepared)["test_acc"]
+            return objective(cfg, execute(cfg, prepared))
         except RunInterrupted as error:
             stop_interrupted(error)
         except Exception as error:
