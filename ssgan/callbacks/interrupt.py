@@ -71,7 +71,9 @@ class GracefulInterrupt(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.signum is not None:
+        # At an epoch's last batch the run goes on through the epoch's end (validation, its logged losses), so
+        # no epoch is left half-recorded; it stops after the next batch, or at the end of training.
+        if self.signum is not None and batch_idx + 1 < trainer.num_training_batches:
             self.stop(trainer)
 
     def stop(self, trainer: pl.Trainer) -> None:
