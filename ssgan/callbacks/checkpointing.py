@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import pytorch_lightning as pl
 import torch
@@ -18,19 +20,27 @@ from ssgan.errors import SSGANError
 LAST_CHECKPOINT = "last.ckpt"
 
 
-def write_atomically(path: str | Path, content: str | bytes) -> None:
-    """Write a file through a temporary one in the same folder and ``os.replace``: readers see old or new, never half."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file in the same folder, ``os.replace``d onto ``path`` when the block ends
+    without error: readers see the old file or the new one, never half of one."""
     target = Path(path)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content.encode() if isinstance(content, str) else content)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: str | Path, content: str | bytes) -> None:
+    """Write a whole file through :func:`atomic_file`."""
+    with atomic_file(path) as handle:
+        handle.write(content.encode() if isinstance(content, str) else content)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -59,18 +69,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as handle:
+            torch.save(checkpoint, handle)
 
 
 class LastCheckpoint(Checkpoint):

@@ -109,6 +109,19 @@ class ClassifierModule(pl.LightningModule):
     def trainable(self, network: nn.Module) -> list[nn.Parameter]:
         return [p for p in network.parameters() if p.requires_grad]
 
+    def configure_optimizers(self) -> Any:
+        """One optimizer for D (the baselines); the SSGAN adds G's."""
+        optimizer = self.optimizer_factory(self.trainable(self.discriminator))
+        scheduler = self.make_scheduler(optimizer)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """With automatic optimisation D has just stepped: move its average (the SSGAN does so in its D step)."""
+        if self.automatic_optimization:
+            self.weight_average.update(self.discriminator)
+
     def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         return self.scheduler_factory(optimizer) if self.scheduler_factory is not None else None
 

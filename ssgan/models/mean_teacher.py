@@ -60,13 +60,6 @@ class MeanTeacher(ClassifierModule):
     def teacher(self) -> nn.Module:
         return self.weight_average.average
 
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.trainable(self.discriminator))
-        scheduler = self.make_scheduler(optimizer)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
     def consistency_ramp(self, step: int) -> float:
         """w_cons * exp(-5 (1 - t)^2), t the share of the ramp-up's steps done at ``step`` (a host number)."""
         if self.rampup_epochs == 0:
@@ -89,6 +82,3 @@ class MeanTeacher(ClassifierModule):
         self.epoch_losses.add({"loss": loss.detach(), "loss_labeled": loss_labeled.detach(),
                                "loss_consistency": loss_consistency.detach()})
         return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.weight_average.update(self.discriminator)

@@ -19,13 +19,6 @@ class SupervisedBaseline(ClassifierModule):
     def initialisation_inputs(self, datamodule: Any) -> Tensor:
         return datamodule.initialization_inputs(self.init_examples, labeled_only=True)
 
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.trainable(self.discriminator))
-        scheduler = self.make_scheduler(optimizer)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         labeled_inputs, targets = self.augment(batch[0]), batch[1]
         self.ensure_initialised(labeled_inputs)
@@ -33,6 +26,3 @@ class SupervisedBaseline(ClassifierModule):
         loss = supervised_loss(logits, targets)
         self.epoch_losses.add({"loss_labeled": loss})
         return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.weight_average.update(self.discriminator)
