@@ -87,3 +87,27 @@ def test_a_class_that_cannot_fill_its_budget_is_named() -> None:
     labels = torch.tensor([0] * 10 + [1] * 2 + [2] * 10)
     with pytest.raises(SSGANError, match="needs 4 labeled examples of class 'cat' but the training pool has only 2"):
         make_split(labels, 3, num_labeled=12, class_names=("dog", "cat", "bird"))
+
+
+def test_a_pool_size_keeps_a_balanced_subset_with_validation_and_labels_inside_the_rules(
+    digits_labels: torch.Tensor,
+) -> None:
+    split = make_split(digits_labels, 10, num_labeled=20, num_validation=100, seed=5, num_train=400)
+    assert split.unlabeled.numel() == 400
+    assert torch.bincount(digits_labels[split.unlabeled], minlength=10).tolist() == [40] * 10
+    assert set(split.labeled.tolist()) <= set(split.unlabeled.tolist())
+    assert not set(split.validation.tolist()) & set(split.unlabeled.tolist())
+    full = make_split(digits_labels, 10, num_labeled=20, num_validation=100, seed=5)
+    assert torch.equal(split.validation, full.validation)  # the pool size leaves the validation set alone
+
+
+def test_a_pool_size_on_partially_labeled_rows_is_a_uniform_draw() -> None:
+    labels = torch.tensor([0, 1, -1, -1, 0, 1, -1, 0, 1, -1])
+    split = make_split(labels, 2, num_labeled=2, seed=0, num_train=6)
+    assert split.unlabeled.numel() == 6 and bool((labels[split.labeled] >= 0).all())
+
+
+@pytest.mark.parametrize("num_train", [5, 2000])
+def test_a_pool_size_out_of_range_is_refused_with_the_range(digits_labels: torch.Tensor, num_train: int) -> None:
+    with pytest.raises(SSGANError, match=rf"data.num_train={num_train} must be in \[10, "):
+        make_split(digits_labels, 10, num_labeled=20, num_train=num_train)

@@ -41,7 +41,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
 
     ``root`` is the data folder of file-based sources (their config reads it as ``${data.root}``).
     ``num_labeled`` is the total labeled budget (balanced per class, as in the paper); ``labeled_fraction``
-    is the alternative; with neither, every labeled example of the source is used. ``split_seed`` fixes
+    is the alternative; with neither, every labeled example of the source is used. ``num_train`` keeps a
+    seeded, class-balanced subset of the training examples as the pool (null: all). ``split_seed`` fixes
     which examples are labeled, independently of the training seed.
 
     ``encoder`` (a partial of an input encoder such as
@@ -58,6 +59,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         num_labeled: int | None = 50,
         labeled_fraction: float | None = None,
         num_validation: int = 0,
+        num_train: int | None = None,
         batch_size: int = 100,
         eval_batch_size: int = 1000,
         split_seed: int = 0,
@@ -72,6 +74,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         for name, value, optional in (
             ("num_labeled", num_labeled, True),
             ("num_validation", num_validation, False),
+            ("num_train", num_train, True),
             ("batch_size", batch_size, False),
             ("eval_batch_size", eval_batch_size, False),
             ("split_seed", split_seed, False),
@@ -93,6 +96,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.num_labeled = num_labeled
         self.labeled_fraction = labeled_fraction
         self.num_validation = num_validation
+        self.num_train = num_train
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
         self.split_seed = split_seed
@@ -130,6 +134,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
             labeled_fraction=self.labeled_fraction,
             num_validation=self.num_validation,
             seed=self.split_seed,
+            num_train=self.num_train,
             class_names=data.class_names,
         )
         if self.split.unlabeled.numel() < self.batch_size:

@@ -2,7 +2,8 @@
 
 The paper's protocol: a class-balanced labeled subset of ``num_labeled`` examples is drawn from the training
 pool, and *every* training example (labeled ones included) stays in the unlabeled pool. An optional validation
-set is held out first; it is in neither stream.
+set is held out first; it is in neither stream. An optional pool size keeps a seeded, class-balanced subset of
+the remaining examples as the training pool, to study how a method behaves with few unlabeled images.
 """
 
 from __future__ import annotations
@@ -108,6 +109,23 @@ def holdout_indices(labels: Tensor, num_validation: int, generator: torch.Genera
     return torch.sort(candidates[torch.randperm(candidates.numel(), generator=generator)[:num_validation]]).values
 
 
+def pool_indices(labels: Tensor, num_classes: int, num_train: int, generator: torch.Generator) -> Tensor:
+    """A seeded training pool of ``num_train`` among the examples of ``labels`` (N,) not marked -2 (held out).
+
+    Balanced per class when every candidate carries a label; otherwise a uniform draw, since unlabeled rows
+    (-1) have no class to balance.
+    """
+    candidates = (labels > -2).nonzero().flatten()
+    if num_train < num_classes or num_train > candidates.numel():
+        raise SSGANError(
+            f"data.num_train={num_train} must be in [{num_classes}, {candidates.numel()}] "
+            "(the training examples left after the validation set), or null for all of them"
+        )
+    if bool((labels[candidates] >= 0).all()):
+        return balanced_labeled_indices(labels.clamp(min=-1), num_classes, num_train, generator)
+    return torch.sort(candidates[torch.randperm(candidates.numel(), generator=generator)[:num_train]]).values
+
+
 def make_split(
     labels: Tensor,
     num_classes: int,
@@ -116,8 +134,12 @@ def make_split(
     num_validation: int = 0,
     seed: int = 0,
     class_names: tuple[str, ...] | None = None,
+    num_train: int | None = None,
 ) -> Split:
     """Validation first, then a balanced labeled subset of the rest; every non-validation example is unlabeled pool.
+
+    ``num_train`` (None: every remaining example) shrinks the pool to a seeded subset before the labels are
+    drawn; the validation set and the test set stay as they are.
 
     With neither ``num_labeled`` nor ``labeled_fraction`` set, every example that carries a label is labeled
     (the natural choice for a user's own partially labeled data). The generator is private and seeded, so
@@ -127,6 +149,10 @@ def make_split(
     validation = holdout_indices(labels, num_validation, generator) if num_validation else torch.empty(0, dtype=torch.int64)
     in_pool = torch.ones(labels.shape[0], dtype=torch.bool)
     in_pool[validation] = False
+    if num_train is not None:
+        kept = pool_indices(torch.where(in_pool, labels, torch.full_like(labels, -2)), num_classes, num_train, generator)
+        in_pool = torch.zeros_like(in_pool)
+        in_pool[kept] = True
     pool_labels = torch.where(in_pool, labels, torch.full_like(labels, -1))
     count = resolve_labeled_count(int((pool_labels >= 0).sum()), num_classes, num_labeled, labeled_fraction)
     if count is None:
