@@ -117,12 +117,40 @@ def test_resuming_with_more_epochs_stretches_the_rate_decay_as_configured(make_c
         assert rates == [pytest.approx(base * (4 - epoch) / 3)] * 2, epoch
 
 
+def test_auto_resumes_a_signalled_run_and_starts_over_a_run_stopped_before_its_first_checkpoint(
+    make_config, uninterrupted
+):
+    """The same command, ckpt_path=auto, run again after every stop: what a requeued cluster job does."""
+    reference, reference_dir = uninterrupted
+    auto = [*RUN, "ckpt_path=auto"]
+    with pytest.raises(SimulatedKill):  # before any checkpoint: config, split and logs only
+        train(make_config("run", *auto, KILL % 5))
+    run_dir = Path(make_config("run").paths.output_dir)
+    assert (run_dir / "config.yaml").is_file() and not (run_dir / "checkpoints" / "last.ckpt").exists()
+    signal_option = f"+callbacks.signal={{_target_: helpers.SignalAtBatch, batch: 20, signum: {int(signal.SIGTERM)}}}"
+    with pytest.raises(RunInterrupted):
+        train(make_config("run", *auto, signal_option))
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > 0
+
+    resumed = train(make_config("run", *auto))
+
+    assert resumed["test_confusion"] == reference["test_confusion"]
+    weights, reference_weights = final_weights(run_dir), final_weights(reference_dir)
+    for name, value in reference_weights.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(weights[name], value), name
+    logged = (run_dir / "logs" / "metrics.csv").read_text().splitlines()
+    reference_logged = (reference_dir / "logs" / "metrics.csv").read_text().splitlines()
+    assert len(logged) == len(reference_logged)  # the starts before left no duplicate rows
+
+
 def test_ckpt_path_last_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(SSGANError, match=r"ckpt_path=last but .*last\.ckpt does not exist"):
         resolve_checkpoint("last", tmp_path)
     with pytest.raises(SSGANError, match="does not exist"):
         resolve_checkpoint(tmp_path / "missing.ckpt", tmp_path)
     assert resolve_checkpoint(None, tmp_path) is None
+    assert resolve_checkpoint("auto", tmp_path) is None
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):

@@ -9,7 +9,9 @@ import pytest
 
 from ssgan.callbacks.logs import keep_epochs_before
 from ssgan.callbacks.run_identity import identity_differences
-from ssgan.cli.run_directory import check_run_directory, resumed_epoch, run_files
+from omegaconf import OmegaConf
+
+from ssgan.cli.run_directory import check_restart, check_run_directory, resumed_epoch, run_files
 from ssgan.errors import SSGANError
 
 
@@ -25,7 +27,7 @@ def test_a_directory_with_a_run_needs_its_own_checkpoint(tmp_path: Path) -> None
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(SSGANError, match=r"already holds a run \(config.yaml, checkpoints\); resume it with "
-                                         r"ckpt_path=last, or start a new run elsewhere with hydra.sweep.dir="):
+                                         r"ckpt_path=last \(or auto\), or start a new run elsewhere with hydra.sweep.dir="):
         check_run_directory(tmp_path, None, "hydra.sweep.dir")
     check_run_directory(tmp_path, str(tmp_path / "checkpoints" / "last.ckpt"), "hydra.run.dir")
     with pytest.raises(SSGANError, match="is not one of its checkpoints"):
@@ -60,3 +62,19 @@ def test_identity_differences_name_each_key_and_a_missing_group_once() -> None:
         "seed=0 (now 1)",
     ]
     assert identity_differences(current, current) == []
+
+
+def test_auto_without_a_checkpoint_starts_over_only_on_the_same_runs_unfinished_start(tmp_path: Path) -> None:
+    cfg = OmegaConf.create({"seed": 3, "data": {"num_labeled": 50}, "model": {"lr": 0.1}})
+    assert check_restart(tmp_path / "new", cfg, "hydra.run.dir") is False  # nothing there: a plain start
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (tmp_path / "logs").mkdir()
+    assert check_restart(tmp_path, cfg, "hydra.run.dir") is True  # its own early start: start over on it
+    other = OmegaConf.merge(cfg, {"seed": 4})
+    with pytest.raises(SSGANError, match=r"no checkpoints/last.ckpt, started with other settings: seed=3 \(now 4\)"):
+        check_restart(tmp_path, other, "hydra.sweep.dir")
+    (tmp_path / "metrics.json").write_text('{"status": "interrupted"}')
+    assert check_restart(tmp_path, cfg, "hydra.run.dir") is True
+    (tmp_path / "metrics.json").write_text('{"test_acc": 0.9}')
+    with pytest.raises(SSGANError, match=r"and it ended \(completed\); start a new run elsewhere"):
+        check_restart(tmp_path, cfg, "hydra.run.dir")

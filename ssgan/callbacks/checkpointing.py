@@ -106,20 +106,23 @@ class LastCheckpoint(Checkpoint):
 
 
 def resolve_checkpoint(ckpt_path: str | Path | None, output_dir: str | Path) -> str | None:
-    """``null`` -> None; ``last`` -> ``<output_dir>/checkpoints/last.ckpt``; a path -> itself; must exist."""
+    """``null`` -> None; ``last`` -> ``<output_dir>/checkpoints/last.ckpt``, which must exist; ``auto`` -> that file
+    when it exists, else None (start); a path -> itself, which must exist."""
     if ckpt_path is None:
         return None
-    if str(ckpt_path) == "last":
+    if str(ckpt_path) in ("last", "auto"):
         path = Path(output_dir) / "checkpoints" / LAST_CHECKPOINT
-        if not path.is_file():
-            raise SSGANError(
-                f"ckpt_path=last but {path} does not exist; resume in the run's own directory "
-                "(hydra.run.dir=<run dir>) or pass ckpt_path=<path to a .ckpt>"
-            )
-        return str(path)
+        if path.is_file():
+            return str(path)
+        if str(ckpt_path) == "auto":
+            return None
+        raise SSGANError(
+            f"ckpt_path=last but {path} does not exist; resume in the run's own directory "
+            "(hydra.run.dir=<run dir>), pass ckpt_path=<path to a .ckpt>, or ckpt_path=auto to start when none exists"
+        )
     path = Path(ckpt_path)
     if not path.is_file():
-        raise SSGANError(f"ckpt_path={ckpt_path} does not exist; expected a .ckpt file or 'last'")
+        raise SSGANError(f"ckpt_path={ckpt_path} does not exist; expected a .ckpt file, 'last' or 'auto'")
     return str(path)
 
 

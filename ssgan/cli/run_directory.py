@@ -4,6 +4,7 @@ continues the run whose checkpoint it names, and nothing is written until every 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssgan.callbacks.checkpointing import write_atomically
 from ssgan.callbacks.logs import keep_epochs_before
+from ssgan.callbacks.run_identity import identity_differences, run_identity
 from ssgan.errors import SSGANError
 
 # what a run leaves in its directory (error.txt alone is a start that failed: the directory stays free)
@@ -41,13 +43,50 @@ def check_run_directory(directory: Path, ckpt_path: str | None, directory_key: s
     held = f"{directory} already holds a run ({', '.join(found)})"
     if ckpt_path is None:
         raise SSGANError(
-            f"{held}; resume it with ckpt_path=last, or start a new run elsewhere with {directory_key}=<new dir>"
+            f"{held}; resume it with ckpt_path=last (or auto), or start a new run elsewhere with {directory_key}=<new dir>"
         )
     if not is_inside(Path(ckpt_path), directory / "checkpoints"):
         raise SSGANError(
             f"{held} and ckpt_path={ckpt_path} is not one of its checkpoints; resume it with ckpt_path=last, "
             f"or continue the checkpoint's run in a new directory with {directory_key}=<new dir>"
         )
+
+
+def check_restart(directory: Path, cfg: DictConfig, directory_key: str) -> bool:
+    """``ckpt_path=auto`` found no checkpoint: may this run start (again) in ``directory``? True: files are held.
+
+    A start that stopped before its first checkpoint (a job requeued early) leaves its config, split and logs;
+    the same run may start over on them. Another run's files, or a run that ended, are refused as without
+    ``ckpt_path``.
+    """
+    found = run_files(directory)
+    if not found:
+        return False
+    held = f"{directory} already holds a run ({', '.join(found)}) but no checkpoints/last.ckpt"
+    status = read_status(directory / "metrics.json")
+    if status not in (None, "interrupted"):
+        raise SSGANError(f"{held}, and it ended ({status}); start a new run elsewhere with {directory_key}=<new dir>")
+    config_file = directory / "config.yaml"
+    if config_file.is_file():
+        saved = OmegaConf.load(config_file)
+        current = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        differences = identity_differences(run_identity(saved), run_identity(current))
+        if differences:
+            raise SSGANError(
+                f"{held}, started with other settings: {'; '.join(differences[:4])}; start this run elsewhere "
+                f"with {directory_key}=<new dir>"
+            )
+    return True
+
+
+def read_status(path: Path) -> str | None:
+    """How a run ended, from its metrics.json (``completed`` when it has no status); None without the file."""
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text()).get("status", "completed"))
+    except (OSError, ValueError, AttributeError):
+        return "unreadable metrics.json"
 
 
 def resumed_epoch(checkpoint: dict[str, Any]) -> int:

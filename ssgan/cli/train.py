@@ -33,7 +33,7 @@ from ssgan.callbacks.checkpointing import LAST_CHECKPOINT, read_checkpoint, reso
 from ssgan.callbacks.run_identity import check_resume_identity
 from ssgan.cli.checks import check_config
 from ssgan.cli.naming import override_values
-from ssgan.cli.run_directory import check_run_directory, claim, resumed_epoch, run_files
+from ssgan.cli.run_directory import check_restart, check_run_directory, claim, resumed_epoch, run_files
 from ssgan.runtime.quiet import quiet_third_party
 from ssgan.errors import SSGANError
 from ssgan.runtime.allocator import keep_freed_memory
@@ -65,11 +65,16 @@ def prepare(cfg: DictConfig, interrupt: GracefulInterrupt) -> Prepared:
     """Every check, then data, model and trainer; nothing is written, so a refusal leaves the directory as it was."""
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), output_dir)
+    restart = ckpt_path is None and str(cfg.get("ckpt_path")) == "auto"
+    held = False
     if rank_zero_only.rank == 0:  # other DDP ranks start once rank 0 has claimed the directory
-        check_run_directory(output_dir, ckpt_path, directory_key())
+        if restart:
+            held = check_restart(output_dir, cfg, directory_key())
+        else:
+            check_run_directory(output_dir, ckpt_path, directory_key())
     check_config(cfg)
     check_search(cfg)
-    resume_epoch = None
+    resume_epoch = 0 if held else None  # a start over drops the log rows of the start that went before
     if ckpt_path is not None:
         checkpoint = read_checkpoint(ckpt_path)
         check_resume_identity(checkpoint, cfg, ckpt_path)
