@@ -166,3 +166,32 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
         io.save_checkpoint({"bad": Unpicklable()}, target)
     assert torch.load(target, weights_only=False) == {"good": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_a_runners_preemption_signal_saves_at_the_batch_end_then_goes_to_the_runners_handler(make_config):
+    """submitit's SIGUSR2 handler (checkpoint hook + requeue) gets the signal only once the checkpoint is saved."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
+    try:
+        signal_option = f"+callbacks.signal={{_target_: helpers.SignalAtBatch, batch: 8, signum: {int(signal.SIGUSR2)}}}"
+        with pytest.raises(RunInterrupted, match="interrupted by SIGUSR2 at epoch 0, training step 8") as caught:
+            train(make_config("run", *RUN, signal_option))
+        assert received == []  # deferred: the run stopped at the batch end and saved first
+        saved = torch.load(Path(make_config("run").paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+        assert saved["SemiSupervisedDataModule"] == {"epoch": 0, "step": 8}
+        caught.value.forward()
+        assert received == [signal.SIGUSR2]
+        assert signal.getsignal(signal.SIGUSR2) is not None and signal.getsignal(signal.SIGUSR2) != signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_a_preemption_signal_nobody_handles_is_left_alone() -> None:
+    from ssgan.callbacks import GracefulInterrupt
+
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        with GracefulInterrupt(None):
+            assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

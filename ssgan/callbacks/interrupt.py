@@ -1,4 +1,8 @@
-"""SIGINT and SIGTERM end a run cleanly: at the next training batch end, after saving the last checkpoint."""
+"""SIGINT and SIGTERM end a run cleanly: at the next training batch end, after saving the last checkpoint.
+
+A cluster's preemption signal that a job runner already handles (submitit's checkpoint-and-requeue on SIGUSR2)
+gets the same treatment first, then goes to that runner's handler, which requeues the job.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,31 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# preemption signals: deferred like the above only where a runner installed a handler for them before the run
+FORWARDED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
 
 class RunInterrupted(Exception):
-    """A signal stopped the run; ``signum`` is the signal (the process exits with 128 + signum, as a shell does)."""
+    """A signal stopped the run; ``signum`` is the signal (the process exits with 128 + signum, as a shell does).
 
-    def __init__(self, signum: int) -> None:
+    ``forward_to`` is the job runner's own handler of a preemption signal: whoever ends the process calls
+    :meth:`forward` instead of exiting, so the runner can requeue the job.
+    """
+
+    def __init__(self, signum: int, forward_to: Callable[[int, FrameType | None], Any] | None = None) -> None:
         self.signum = int(signum)
+        self.forward_to = forward_to
         super().__init__(f"interrupted by {signal.Signals(self.signum).name}")
+
+    def forward(self) -> None:
+        """Hand the signal to the runner's handler (submitit: checkpoint hook, requeue, exit)."""
+        assert self.forward_to is not None
+        self.forward_to(self.signum, None)
 
 
 class GracefulInterrupt(pl.Callback):
@@ -36,11 +52,16 @@ class GracefulInterrupt(pl.Callback):
         self.signum: int | None = None
         self._deferring = False
         self._previous: dict[int, Any] = {}
+        self._forwarded: dict[int, Callable[[int, FrameType | None], Any]] = {}
 
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():
             for signum in HANDLED_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+            for signum in FORWARDED_SIGNALS:
+                if callable(signal.getsignal(signum)):
+                    self._forwarded[signum] = signal.getsignal(signum)
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(
@@ -49,12 +70,17 @@ class GracefulInterrupt(pl.Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        self._forwarded.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.signum is None
         self.signum = signum
         if not (first and self._deferring):
-            raise RunInterrupted(signum)
+            raise self.interruption()
+
+    def interruption(self) -> RunInterrupted:
+        assert self.signum is not None
+        return RunInterrupted(self.signum, self._forwarded.get(self.signum))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._deferring = trainer.world_size == 1  # ranks would stop at different batches and hang the others
@@ -82,4 +108,4 @@ class GracefulInterrupt(pl.Callback):
         self._deferring = False
         if self.checkpoint_path is not None and not trainer.fast_dev_run:
             trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
-        raise RunInterrupted(self.signum)
+        raise self.interruption()

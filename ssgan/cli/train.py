@@ -366,8 +366,14 @@ def fail(output_dir: Path, error: Exception, multirun: bool, record: bool) -> No
 
 
 def stop_interrupted(error: RunInterrupted) -> None:
-    """One line, and the shell's status for the signal; a sweep stops too (the signal was meant for it)."""
+    """One line, and the shell's status for the signal; a sweep stops too (the signal was meant for it).
+
+    A preemption signal of a job runner goes on to the runner's handler (submitit's launcher: checkpoint hook,
+    requeue with the same overrides, exit); the requeued job resumes with ``ckpt_path=auto``.
+    """
     print(f"ssgan-train: {error}", file=sys.stderr)
+    if error.forward_to is not None:
+        error.forward()
     sys.exit(128 + error.signum)
 
 
