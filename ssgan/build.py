@@ -164,7 +164,22 @@ def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) 
     callbacks.append(RunIdentity(run_identity(cfg)))  # checkpoints name their run, so a resume can be checked
     callbacks.extend(extra_callbacks)
     logger = instantiate_group(cfg.logger, "logger") if cfg.get("logger") else False
-    return instantiate_group(cfg.trainer, "trainer", callbacks=callbacks, logger=logger)
+    return instantiate_group(cfg.trainer, "trainer", callbacks=callbacks, logger=logger, **cluster_plugins(cfg))
+
+
+def cluster_plugins(cfg: DictConfig) -> dict[str, Any]:
+    """Inside a SLURM job, the trainer's plugins plus Lightning's SLURM environment without its own requeue on
+    SIGUSR1: the job runner's hook (submitit's, see :mod:`ssgan.callbacks.interrupt`) requeues, and
+    ``ckpt_path=auto`` resumes; one mechanism, not two. Elsewhere nothing changes."""
+    from lightning_fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return {}
+    configured = cfg.trainer.get("plugins") or []
+    plugins = [instantiate_group(p, "trainer.plugins") if isinstance(p, DictConfig) else p for p in configured]
+    if any(isinstance(p, ClusterEnvironment) for p in plugins):
+        return {}
+    return {"plugins": [*plugins, SLURMEnvironment(auto_requeue=False)]}
 
 
 def build(cfg: DictConfig, source: Any = None, extra_callbacks: Sequence[pl.Callback] = ()) -> Run:

@@ -16,6 +16,8 @@ INAPPLICABLE_WARNINGS = (
     (r"Total length of `list` across ranks is zero.*", UserWarning),
     # raised inside torch's own pytree code that Lightning calls, not by anything a user can change
     (r".*LeafSpec.*", Warning),
+    # the data module restores its stream position from the checkpoint (exact mid-epoch resume)
+    (r"You're resuming from a checkpoint that ended before the epoch ended.*", Warning),
     # a machine with SLURM installed but a run started by hand: a local run is what was asked for
     (r"The `srun` command is available on your system but is not used.*", Warning),
 )
