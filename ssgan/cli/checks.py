@@ -56,6 +56,19 @@ def number_above(low: float, inclusive: bool) -> Rule:
     return rule
 
 
+def one_of(*options: str) -> Rule:
+    def rule(key: str, value: Any) -> None:
+        if value not in options:
+            raise refuse(key, value, f"one of {', '.join(options)}")
+
+    return rule
+
+
+def real_target(key: str, value: Any) -> None:
+    if not is_number(value) or not 0.0 < value <= 1.0:
+        raise refuse(key, value, "a number in (0, 1]; 1 turns label smoothing off")
+
+
 def fraction_below_one(key: str, value: Any) -> None:
     if not is_number(value) or not 0.0 <= value < 1.0:
         raise refuse(key, value, "a number in [0, 1)")
@@ -141,6 +154,16 @@ NAME_RULES: dict[str, Rule] = {
     "block_dropout": fraction_below_one,
     "init_std": number_above(0.0, inclusive=False),
     "leaky_slope": number_above(0.0, inclusive=True),
+    # the improved-GAN switches (gan.*), refused here before the data loads; their classes check them again
+    "generator_objective": one_of("feature_matching", "minimax", "non_saturating"),
+    "real_target": real_target,
+    "discriminator_weight": number_above(0.0, inclusive=True),
+    "generator_weight": number_above(0.0, inclusive=True),
+    "kernels": integer_at_least(0),
+    "kernel_dim": integer_at_least(1),
+    "init_distance": number_above(0.0, inclusive=False),
+    "normalization": one_of("batch", "virtual"),
+    "reference_batch_size": integer_at_least(2),
 }
 
 

@@ -72,8 +72,9 @@ class MeanTeacher(ClassifierModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         labeled_inputs, targets, unlabeled_inputs = self.augment(batch[0]), batch[1], batch[2]
         self.ensure_initialised(unlabeled_inputs)
-        logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs]))
-        labeled_logits, student_logits = logits.split([labeled_inputs.shape[0], unlabeled_inputs.shape[0]])
+        sources = [labeled_inputs.shape[0], unlabeled_inputs.shape[0]]
+        logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs]), group_sizes=sources)
+        labeled_logits, student_logits = logits.split(sources)
         with torch.no_grad():  # the teacher in training mode: its noise is drawn independently of the student's
             teacher_logits, _ = self.teacher(unlabeled_inputs)
         loss_labeled = supervised_loss(labeled_logits, targets)

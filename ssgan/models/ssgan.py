@@ -1,4 +1,9 @@
-"""The semi-supervised GAN: D is a K+1-class classifier, G is trained by feature matching (manual optimisation)."""
+"""The semi-supervised GAN: D is a K+1-class classifier, G is trained by feature matching (manual optimisation).
+
+The other techniques of the paper's section 3 are switches, off by default: G's GAN objectives and one-sided
+label smoothing in :class:`SSGANObjective`, historical averaging (:mod:`ssgan.models.history`), minibatch
+discrimination in D and virtual batch norm in G (:mod:`ssgan.nets`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from torch import Tensor, nn
 
 from ssgan.errors import SSGANError
 from ssgan.models.base import ClassifierModule, NetworkFactory
+from ssgan.models.history import HistoricalAverage
 from ssgan.models.losses import SSGANObjective, real_probability
 
 
@@ -25,7 +31,8 @@ class SSGAN(ClassifierModule):
     """Per batch: one discriminator step on labeled + unlabeled + generated data, then one generator step.
 
     Batch: ``(x_labeled, y_labeled, x_unlabeled, x_unlabeled_fm)``; the second unlabeled batch is the
-    real side of feature matching, as in the paper. G shares D's optimizer settings.
+    real side of feature matching, as in the paper. G shares D's optimizer settings. D sees each source of a
+    pass as its own group (``group_sizes``), so minibatch discrimination never compares across sources.
     """
 
     def __init__(
@@ -58,6 +65,9 @@ class SSGAN(ClassifierModule):
         self.automatic_optimization = False
         self.objective = objective if objective is not None else SSGANObjective()
         self.generator = generator(output_shape=self.input_shape)
+        history_d, history_g = self.objective.discriminator_history_weight, self.objective.generator_history_weight
+        self.discriminator_history = HistoricalAverage(self.discriminator, history_d) if history_d else None
+        self.generator_history = HistoricalAverage(self.generator, history_g) if history_g else None
         output_activation = getattr(self.generator, "output_activation", "sigmoid")
         if self.input_encoder is not None and output_activation != "sigmoid":
             raise SSGANError(
@@ -113,19 +123,23 @@ class SSGAN(ClassifierModule):
     ) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
         """L_D = L_lab + w_unl L_unl on labeled, unlabeled and generated examples, then update D's average.
 
-        One pass over the concatenation: D has no batch norm, so this equals three separate passes.
+        One pass over the concatenation: D has no batch norm and minibatch discrimination stays within each
+        source's group, so this equals three separate passes. Historical averaging adds its penalty's gradient.
         """
         num_labeled, num_unlabeled = labeled_inputs.shape[0], unlabeled_inputs.shape[0]
         self.toggle_optimizer(optimizer)
         with torch.no_grad():
             generated = self.generate(num_unlabeled)
-        logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs, generated]))
-        labeled_logits, real_logits, fake_logits = logits.split([num_labeled, num_unlabeled, num_unlabeled])
+        sources = [num_labeled, num_unlabeled, num_unlabeled]
+        logits, _ = self.discriminator(torch.cat([labeled_inputs, unlabeled_inputs, generated]), group_sizes=sources)
+        labeled_logits, real_logits, fake_logits = logits.split(sources)
         loss_d, loss_labeled, loss_unlabeled = self.objective.discriminator(
             labeled_logits, targets, real_logits, fake_logits, self.current_epoch
         )
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
+        if self.discriminator_history is not None:
+            loss_d = loss_d + self.discriminator_history.add_penalty_gradient(self.discriminator)
         grad_norm = gradient_norm(self.discriminator)
         optimizer.step()
         self.untoggle_optimizer(optimizer)
@@ -135,14 +149,20 @@ class SSGAN(ClassifierModule):
         return losses, real_logits.detach(), fake_logits.detach(), grad_norm
 
     def generator_step(self, optimizer: Any, matching_inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """Feature matching: move G's mean features of D towards those of a second unlabeled batch."""
+        """Feature matching: move G's mean features of D towards those of a second unlabeled batch; or, with a GAN
+        objective, move D's verdict on G's samples towards "real". Historical averaging adds its penalty's gradient.
+        """
         self.toggle_optimizer(optimizer)
-        with torch.no_grad():
-            _, real_features = self.discriminator(matching_inputs)
-        _, fake_features = self.discriminator(self.generate(matching_inputs.shape[0]))
-        loss_g = self.objective.generator(real_features, fake_features)
+        real_features = None
+        if self.objective.matches_features:
+            with torch.no_grad():
+                _, real_features = self.discriminator(matching_inputs)
+        fake_logits, fake_features = self.discriminator(self.generate(matching_inputs.shape[0]))
+        loss_g = self.objective.generator(real_features, fake_features, fake_logits)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
+        if self.generator_history is not None:
+            loss_g = loss_g + self.generator_history.add_penalty_gradient(self.generator)
         grad_norm = gradient_norm(self.generator)
         optimizer.step()
         self.untoggle_optimizer(optimizer)

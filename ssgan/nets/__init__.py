@@ -8,7 +8,9 @@ from ssgan.nets.layers import (
     WeightNormLinear,
     data_dependent_init,
 )
+from ssgan.nets.minibatch import MinibatchDiscrimination
 from ssgan.nets.mlp import MLPDiscriminator, MLPGenerator
+from ssgan.nets.normalization import VirtualBatchNorm
 
 __all__ = [
     "ConvDiscriminator",
@@ -16,6 +18,8 @@ __all__ = [
     "GaussianNoise",
     "MLPDiscriminator",
     "MLPGenerator",
+    "MinibatchDiscrimination",
+    "VirtualBatchNorm",
     "WeightNormConv2d",
     "WeightNormConvTranspose2d",
     "WeightNormLinear",

@@ -10,7 +10,9 @@ from torch import Tensor, nn
 
 from ssgan.errors import SSGANError
 from ssgan.nets.layers import GaussianNoise, WeightNormConv2d, WeightNormConvTranspose2d, WeightNormLinear
+from ssgan.nets.minibatch import MinibatchDiscrimination
 from ssgan.nets.mlp import OUTPUT_ACTIVATIONS
+from ssgan.nets.normalization import ReferenceBatch, check_normalization, generator_norm
 
 
 class ConvDiscriminator(nn.Module):
@@ -20,6 +22,9 @@ class ConvDiscriminator(nn.Module):
     ``block_dropout``; then a valid 3x3 conv, two 1x1 (NIN) convs of ``top_width`` channels, global average
     pooling (the features for matching) and a weight-normalised dense layer to K logits. Every conv is
     weight-normalised with leaky ReLU; the input gets dropout ``input_dropout`` and optional Gaussian noise.
+
+    ``minibatch_kernels`` B > 0 adds minibatch discrimination on the pooled features, before the dense layer
+    (as the paper's CIFAR-10 code); ``minibatch_layer`` must be -1, the only dense position here.
     """
 
     def __init__(
@@ -35,8 +40,19 @@ class ConvDiscriminator(nn.Module):
         train_hidden_scale: bool = False,
         init_std: float = 0.05,
         output_init_scale: float = 0.1,
+        minibatch_kernels: int = 0,
+        minibatch_kernel_dim: int = 5,
+        minibatch_layer: int = -1,
+        minibatch_init_distance: float = 1.0,
     ) -> None:
         super().__init__()
+        if minibatch_layer != -1:
+            raise SSGANError(
+                f"gan.minibatch_discrimination.layer={minibatch_layer!r}: the conv discriminator takes -1 only "
+                "(after global pooling)"
+            )
+        if isinstance(minibatch_kernels, bool) or not isinstance(minibatch_kernels, int) or minibatch_kernels < 0:
+            raise SSGANError(f"gan.minibatch_discrimination.kernels={minibatch_kernels!r} must be an integer >= 0")
         self.input_shape = tuple(input_shape)
         if len(self.input_shape) != 3:
             raise SSGANError(
@@ -70,24 +86,36 @@ class ConvDiscriminator(nn.Module):
         layers += [conv(c_in, top_width, 3), conv(top_width, top_width, 1), conv(top_width, top_width, 1)]
         self.body = nn.ModuleList(layers)
         self.feature_size = top_width
+        self.minibatch = None
+        if minibatch_kernels:
+            self.minibatch = MinibatchDiscrimination(
+                top_width, minibatch_kernels, minibatch_kernel_dim, init_distance=minibatch_init_distance
+            )
         self.classifier = WeightNormLinear(
-            top_width, num_classes, train_scale=True, init_std=init_std, init_scale=output_init_scale
+            top_width + minibatch_kernels, num_classes, train_scale=True, init_std=init_std,
+            init_scale=output_init_scale,
         )
         # Channels-last filters and activations let oneDNN/cuDNN pick their fastest kernels; the maths is unchanged.
         self.to(memory_format=torch.channels_last)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, group_sizes: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
+        """``group_sizes``: consecutive sources in ``x`` that minibatch discrimination compares only within
+        (None: one group); unused without minibatch discrimination."""
         h = self.input_dropout(self.input_noise(x.contiguous(memory_format=torch.channels_last)))
         for layer in self.body:
             h = layer(h) if isinstance(layer, nn.Dropout) else F.leaky_relu(layer(h), self.leaky_slope)
         features = h.mean(dim=(2, 3))
-        return self.classifier(features), features
+        top = self.minibatch(features, group_sizes) if self.minibatch is not None else features
+        return self.classifier(top), features
 
 
 class ConvGenerator(nn.Module):
     """z ~ U[0,1)^noise_dim -> (B, C, H, W): dense to (widths[0], H/2^n, W/2^n) with batch norm and ReLU, then
     5x5 stride-2 transposed convs with batch norm + ReLU, the last one weight-normalised with ``tanh`` (data in
-    [-1, 1]) or ``sigmoid`` (data in [0, 1]). n = len(widths); the paper's 32x32 net is widths [512, 256, 128]."""
+    [-1, 1]) or ``sigmoid`` (data in [0, 1]). n = len(widths); the paper's 32x32 net is widths [512, 256, 128].
+
+    ``normalization="virtual"`` uses virtual batch norm against a fixed reference batch instead (see
+    :class:`ssgan.nets.mlp.MLPGenerator`)."""
 
     def __init__(
         self,
@@ -97,6 +125,8 @@ class ConvGenerator(nn.Module):
         output_activation: str = "tanh",
         batch_norm_scale: bool = False,
         init_std: float = 0.05,
+        normalization: str = "batch",
+        reference_batch_size: int = 100,
     ) -> None:
         super().__init__()
         self.output_shape = tuple(output_shape)
@@ -104,6 +134,7 @@ class ConvGenerator(nn.Module):
             raise SSGANError(
                 f"gan.generator.output_activation={output_activation!r} is not one of {sorted(OUTPUT_ACTIVATIONS)}"
             )
+        check_normalization(normalization, reference_batch_size)
         if len(self.output_shape) != 3 or not widths:
             raise SSGANError(
                 f"gan.generator: the conv generator makes images (C, H, W) but the data is {self.output_shape}; "
@@ -119,27 +150,29 @@ class ConvGenerator(nn.Module):
         self.noise_dim = noise_dim
         self.base = (widths[0], height // factor, width // factor)
         self.project = nn.Linear(noise_dim, widths[0] * self.base[1] * self.base[2], bias=False)
-        self.project_norm = self.batch_norm(nn.BatchNorm1d(self.project.out_features), batch_norm_scale)
+        self.project_norm = generator_norm(
+            self.project.out_features, normalization, batch_norm_scale, reference_batch_size
+        )
         layers: list[nn.Module] = []
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             deconv = nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1, bias=False)
             nn.init.normal_(deconv.weight, std=init_std)
-            layers += [deconv, self.batch_norm(nn.BatchNorm2d(c_out), batch_norm_scale), nn.ReLU()]
+            norm = generator_norm(c_out, normalization, batch_norm_scale, reference_batch_size, image=True)
+            layers += [deconv, norm, nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.output = WeightNormConvTranspose2d(widths[-1], channels, 5, stride=2, init_std=init_std)
         self.output_activation = output_activation
         nn.init.normal_(self.project.weight, std=init_std)
-
-    @staticmethod
-    def batch_norm(norm: nn.Module, learn_scale: bool) -> nn.Module:
-        """The paper's generator batch norm learns a shift only."""
-        if not learn_scale:
-            norm.weight.requires_grad_(False)
-        return norm
+        virtual = normalization == "virtual"
+        self.reference = ReferenceBatch(self.sample_noise(reference_batch_size)) if virtual else None
 
     def sample_noise(self, count: int, device: torch.device | None = None) -> Tensor:
         return torch.rand(count, self.noise_dim, device=device)
 
     def forward(self, z: Tensor) -> Tensor:
-        h = F.relu(self.project_norm(self.project(z))).view(z.shape[0], *self.base)
-        return OUTPUT_ACTIVATIONS[self.output_activation](self.output(self.body(h)))
+        if self.reference is not None:
+            z = self.reference.prepend(z)
+        h = self.body(F.relu(self.project_norm(self.project(z))).view(z.shape[0], *self.base))
+        if self.reference is not None:
+            h = self.reference.drop(h)
+        return OUTPUT_ACTIVATIONS[self.output_activation](self.output(h))
