@@ -1,5 +1,5 @@
 """Callbacks: throughput, checkpoint IO, run identity, interrupts, the divergence guard, GAN health with sample
-grids, progress lines, and the CSV logger a resume continues."""
+grids, progress lines, the CSV logger a resume continues, and the opt-in sample-quality evaluation."""
 
 from ssgan.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from ssgan.callbacks.divergence import DivergenceGuard, TrainingDiverged
@@ -8,6 +8,7 @@ from ssgan.callbacks.interrupt import GracefulInterrupt, RunInterrupted
 from ssgan.callbacks.logs import AppendingCSVLogger
 from ssgan.callbacks.progress import EpochProgress
 from ssgan.callbacks.rank_noise import DistinctNoisePerRank
+from ssgan.callbacks.sample_quality import SampleQuality
 from ssgan.callbacks.run_identity import RunIdentity, run_identity
 from ssgan.callbacks.throughput import TrainingThroughput
 
@@ -22,6 +23,7 @@ __all__ = [
     "LastCheckpoint",
     "RunIdentity",
     "RunInterrupted",
+    "SampleQuality",
     "TrainingDiverged",
     "TrainingThroughput",
     "run_identity",

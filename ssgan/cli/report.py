@@ -5,6 +5,8 @@
 
 Cells are the jobs that differ only in their seed (mean ± sample std over seeds, n per cell); the figure
 plots test accuracy against the number of labels, one line per model (and per other varying setting).
+Jobs with an evaluation.json (ssgan-evaluate) add Inception score and FID columns, one pair per judge and
+number of samples.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 
 from ssgan.errors import SSGANError
 from ssgan.cli.naming import short_keys
-from ssgan.cli.results import STATISTICS, Cell, JobFailure, collect, group
+from ssgan.cli.results import STATISTICS, Cell, JobFailure, collect, evaluation_columns, group
 
 
-def csv_rows(columns: Sequence[str], cells: Sequence[Cell]) -> list[dict[str, object]]:
-    """One row per cell: its settings, n, seeds, and mean/std of every statistic (std empty when n = 1)."""
+def csv_rows(columns: Sequence[str], cells: Sequence[Cell], evaluations: Sequence[str] = ()) -> list[dict[str, object]]:
+    """One row per cell: its settings, n, seeds, and mean/std of every statistic (std empty when n = 1; both
+    empty for a sample-quality statistic the cell's jobs lack)."""
     rows = []
     for cell in cells:
         row: dict[str, object] = {column: cell.settings[column] for column in columns}
@@ -31,16 +34,35 @@ def csv_rows(columns: Sequence[str], cells: Sequence[Cell]) -> list[dict[str, ob
         for name in STATISTICS:
             row[f"{name}_mean"] = cell.mean(name)
             row[f"{name}_std"] = "" if math.isnan(cell.std(name)) else cell.std(name)
+        for name in evaluations:
+            row[f"{name}_mean"] = "" if math.isnan(cell.mean(name)) else cell.mean(name)
+            row[f"{name}_std"] = "" if math.isnan(cell.std(name)) else cell.std(name)
         rows.append(row)
     return rows
 
 
-def write_csv(path: Path, columns: Sequence[str], cells: Sequence[Cell]) -> None:
-    fields = [*columns, "n", "seeds", *(f"{name}_{kind}" for name in STATISTICS for kind in ("mean", "std"))]
+def write_csv(path: Path, columns: Sequence[str], cells: Sequence[Cell], evaluations: Sequence[str] = ()) -> None:
+    statistics = (*STATISTICS, *evaluations)
+    fields = [*columns, "n", "seeds", *(f"{name}_{kind}" for name in statistics for kind in ("mean", "std"))]
     with path.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(csv_rows(columns, cells))
+        writer.writerows(csv_rows(columns, cells, evaluations))
+
+
+def evaluation_header(name: str) -> str:
+    """``is_classifier_n1000`` -> ``IS (classifier, N=1000)``."""
+    kind, rest = name.split("_", 1)
+    judge, samples = rest.rsplit("_n", 1)
+    return f"{kind.upper()} ({judge}, N={samples})"
+
+
+def plain(cell: Cell, name: str) -> str:
+    """``8.91 ± 0.12``; the mean alone for one seed; ``-`` when no job of the cell has the statistic."""
+    mean, std = cell.mean(name), cell.std(name)
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
 def percent(cell: Cell, name: str) -> str:
@@ -50,11 +72,17 @@ def percent(cell: Cell, name: str) -> str:
 
 
 def markdown(
-    columns: Sequence[str], cells: Sequence[Cell], failures: Sequence[JobFailure], roots: Sequence[Path]
+    columns: Sequence[str],
+    cells: Sequence[Cell],
+    failures: Sequence[JobFailure],
+    roots: Sequence[Path],
+    evaluations: Sequence[str] = (),
 ) -> str:
-    """The table a reader wants: settings, n, accuracy (micro and macro, %), errors and time, then failures."""
+    """The table a reader wants: settings, n, accuracy (micro and macro, %), errors and time, the sample-quality
+    scores when jobs have them, then failures."""
     names = short_keys(columns)
     header = [*(names[c] for c in columns), "n", "test acc % (mean ± std)", "macro acc %", "test errors", "train s"]
+    header += [evaluation_header(name) for name in evaluations]
     lines = [
         "# Sweep report",
         "",
@@ -73,6 +101,7 @@ def markdown(
             percent(cell, "test_acc_macro"),
             f"{cell.mean('test_errors'):.1f}",
             f"{cell.mean('train_seconds'):.1f}",
+            *(plain(cell, name) for name in evaluations),
         ]
         lines.append("| " + " | ".join(values) + " |")
     if not cells:
@@ -154,9 +183,10 @@ def report(
     output_dir = Path(output) if output is not None else roots[0]
     output_dir.mkdir(parents=True, exist_ok=True)
     columns, cells = group(results, ignore) if results else ([], [])
+    evaluations = evaluation_columns(results)
     paths = {kind: output_dir / f"report.{kind}" for kind in ("csv", "md", "png")}
-    write_csv(paths["csv"], columns, cells)
-    paths["md"].write_text(markdown(columns, cells, failures, roots))
+    write_csv(paths["csv"], columns, cells, evaluations)
+    paths["md"].write_text(markdown(columns, cells, failures, roots, evaluations))
     if cells:
         plot(paths["png"], columns, cells)
     else:

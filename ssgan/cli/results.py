@@ -34,10 +34,15 @@ Value = str | int | float | bool | None
 
 @dataclass(frozen=True)
 class JobResult:
-    """A finished job: its directory and the contents of its metrics.json."""
+    """A finished job: its directory, the contents of its metrics.json and the sample-quality statistics of its
+    evaluation.json (``is_<judge>_n<samples>``, ``fid_<judge>_n<samples>``; none without one)."""
 
     directory: Path
     metrics: dict[str, Any]
+    evaluation: dict[str, float] = field(default_factory=dict)
+
+    def statistic(self, name: str) -> Any:
+        return self.evaluation[name] if name in self.evaluation else self.metrics.get(name)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class Cell:
         return sorted(int(job.metrics["seed"]) for job in self.jobs)
 
     def values(self, name: str) -> list[float]:
-        return [float(job.metrics[name]) for job in self.jobs if job.metrics.get(name) is not None]
+        return [float(job.statistic(name)) for job in self.jobs if job.statistic(name) is not None]
 
     def mean(self, name: str) -> float:
         values = self.values(name)
@@ -105,7 +110,39 @@ def read_job(directory: Path) -> JobResult | JobFailure:
         return JobFailure(directory, f"metrics.json lacks {', '.join(missing)}")
     if metrics.get("status", "completed") != "completed":
         return JobFailure(directory, f"status {metrics['status']}")
-    return JobResult(directory, metrics)
+    return JobResult(directory, metrics, evaluation_statistics(directory))
+
+
+def evaluation_name(kind: str, entry: Mapping[str, Any]) -> str:
+    """``is_classifier_n1000`` / ``fid_classifier_n1000``: one statistic per judge and sample count, since FID
+    depends on the number of samples and scores of different judges do not compare."""
+    return f"{kind}_{entry.get('judge', {}).get('name')}_n{int(entry.get('num_samples', 0))}"
+
+
+def evaluation_statistics(directory: Path) -> dict[str, float]:
+    """The Inception score (mean over splits) and FID of the job's final evaluations, when it has evaluation.json.
+
+    An unreadable file leaves the job's accuracy in the report, without sample-quality columns.
+    """
+    from ssgan.evaluation.records import EVALUATION_FILE, final_entries, read_entries
+
+    try:
+        entries = read_entries(directory / EVALUATION_FILE)
+    except SSGANError:
+        return {}
+    values: dict[str, float] = {}
+    for entry in final_entries(entries):
+        for kind, key in (("is", "inception_score_mean"), ("fid", "fid")):
+            if isinstance(entry.get(key), (int, float)):
+                values[evaluation_name(kind, entry)] = float(entry[key])
+    return values
+
+
+def evaluation_columns(results: Sequence[JobResult]) -> list[str]:
+    """The sample-quality statistics any job has, by judge and sample count, the Inception score first."""
+    names = {key for job in results for key in job.evaluation}
+    return sorted(names, key=lambda name: (name.split("_", 1)[1].rsplit("_n", 1)[0],
+                                           int(name.rsplit("_n", 1)[1]), not name.startswith("is_")))
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Value]:
