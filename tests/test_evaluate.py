@@ -294,6 +294,24 @@ def test_the_callback_appends_every_k_epochs_without_changing_training(tmp_path:
     assert "evaluation" not in compose_run(tmp_path / "default").callbacks  # off by default
 
 
+def test_a_resume_drops_the_callbacks_entries_of_the_epochs_it_trains_again(tmp_path: Path) -> None:
+    from ssgan.callbacks import SampleQuality
+
+    path = tmp_path / "evaluation.json"
+    written = [{"source": "callback", "epochs_trained": epochs} for epochs in (2, 4, 6)]
+    written.append({"source": "ssgan-evaluate", "epochs_trained": 6})
+    path.write_text(json.dumps({"evaluations": written}))
+    spec = types.SimpleNamespace(prepare=lambda data, cache_dir, device: PixelJudge())
+    callback = SampleQuality(spec, path)
+    data = types.SimpleNamespace(input_shape=(1, 2, 2), test=types.SimpleNamespace(inputs=torch.zeros(3, 1, 2, 2)))
+    trainer = types.SimpleNamespace(is_global_zero=True, current_epoch=4,
+                                    datamodule=types.SimpleNamespace(encoder=None, data=data))
+    callback.on_train_start(trainer, types.SimpleNamespace(sample=None, device=torch.device("cpu")))
+    assert [(e["source"], e["epochs_trained"]) for e in entries(tmp_path)] == [
+        ("callback", 2), ("callback", 4), ("ssgan-evaluate", 6)]
+    assert isinstance(callback.judge, PixelJudge)
+
+
 def test_the_report_shows_sample_quality_beside_accuracy(tmp_path: Path) -> None:
     from test_report import write_job
 

@@ -122,7 +122,7 @@ def evaluation_name(kind: str, entry: Mapping[str, Any]) -> str:
 def evaluation_statistics(directory: Path) -> dict[str, float]:
     """The Inception score (mean over splits) and FID of the job's final evaluations, when it has evaluation.json.
 
-    An unreadable file leaves the job's accuracy in the report, without sample-quality columns.
+    An unreadable file leaves the job's accuracy in the report, without sample-quality statistics.
     """
     from ssgan.evaluation.records import EVALUATION_FILE, final_entries, read_entries
 
@@ -131,10 +131,13 @@ def evaluation_statistics(directory: Path) -> dict[str, float]:
     except SSGANError:
         return {}
     values: dict[str, float] = {}
-    for entry in final_entries(entries):
-        for kind, key in (("is", "inception_score_mean"), ("fid", "fid")):
-            if isinstance(entry.get(key), (int, float)):
-                values[evaluation_name(kind, entry)] = float(entry[key])
+    try:
+        for entry in final_entries(entries):
+            for kind, key in (("is", "inception_score_mean"), ("fid", "fid")):
+                if isinstance(entry.get(key), (int, float)):
+                    values[evaluation_name(kind, entry)] = float(entry[key])
+    except (AttributeError, TypeError, ValueError):  # an entry edited by hand: no columns rather than no report
+        return {}
     return values
 
 
