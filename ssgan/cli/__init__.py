@@ -1,1 +1,1 @@
-"""Command-line entry points: ssgan-train, ssgan-predict, ssgan-sample and ssgan-report."""
+"""Command-line entry points: ssgan-train, ssgan-predict, ssgan-sample, ssgan-evaluate and ssgan-report."""
