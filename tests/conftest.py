@@ -87,7 +87,7 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
                 pytest.fail(f"SLURM cluster did not start: {reason}", pytrace=False)
             pytest.skip(f"no SLURM cluster: {reason}")
     conf = re.search(r"SLURM_CONF=(\S+)", status.stdout)
-    partition = re.search(r"in partition (\S+)", status.stdout)
+    partition = re.search(r"in partition ([\w.-]+)", status.stdout)
     assert conf and partition, f"unexpected output of {script}: {status.stdout!r}"
     # a clean client environment: no SLURM_* of an allocation this session may itself run in
     env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}

@@ -56,3 +56,20 @@ class SignalAtBatch(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if trainer.fit_loop.total_batch_idx + 1 == self.batch:
             os.kill(os.getpid(), self.signum)
+
+class DumpRankState(pl.Callback):
+    """Each DDP rank writes ``rank<r>.pt`` into ``folder``: its generator state after its first training batch
+    of this fit (ranks that share noise share it) and its final weights."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.first_batch_rng: torch.Tensor | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.first_batch_rng is None:
+            self.first_batch_rng = torch.get_rng_state()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        state = {"rng": self.first_batch_rng, "weights": {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}}
+        os.makedirs(self.folder, exist_ok=True)
+        torch.save(state, os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))

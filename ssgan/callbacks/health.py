@@ -85,7 +85,7 @@ class GANHealth(pl.Callback):
         self._means = EpochMeans()  # this epoch's per-step health statistics
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._means.pop()
+        self._means.start_epoch(trainer.current_epoch)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -139,8 +139,10 @@ class GANHealth(pl.Callback):
         return {"last": self.history[-1], "history": scalar_history, "warnings": list(self.warnings)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "warnings": self.warnings}
+        return {"history": self.history, "warnings": self.warnings, "epoch_means": self._means.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
         self.warnings = list(state_dict.get("warnings", []))
+        if "epoch_means" in state_dict:
+            self._means.load_state_dict(state_dict["epoch_means"])

@@ -86,20 +86,51 @@ class ClassifierModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the module class (so a checkpoint can be loaded without knowing it) and the RNG state."""
+        """Record the module class (so a checkpoint can be loaded without knowing it) and the RNG state.
+
+        Under DDP every rank draws its own noise, so every rank's generator state is gathered (rank 0 writes).
+        """
+        rng_state = capture_rng_state()
+        if self._trainer is not None and self.trainer.world_size > 1:
+            rng_state["per_rank"] = self.gather_rng_states()
         checkpoint["ssgan"] = {
             "module_class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "rng_state": capture_rng_state(),
+            "rng_state": rng_state,
+            "epoch_losses": self.epoch_losses.state_dict(),
         }
+
+    def gather_rng_states(self) -> list[dict[str, Tensor]]:
+        """Each rank's torch (and current CUDA device's) generator state, in rank order (a collective call)."""
+        names = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            names["cuda"] = torch.cuda.get_rng_state(self.device)
+        gathered = {key: self.all_gather(value.to(self.device)).cpu() for key, value in names.items()}
+        return [{key: value[rank].clone() for key, value in gathered.items()} for rank in range(self.trainer.world_size)]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Defer the RNG state to the first resumed batch, so set-up work before it cannot shift the draws."""
         self._pending_rng_state = checkpoint.get("ssgan", {}).get("rng_state")
+        if "epoch_losses" in checkpoint.get("ssgan", {}):
+            self.epoch_losses.load_state_dict(checkpoint["ssgan"]["epoch_losses"])
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self._pending_rng_state is not None:
             restore_rng_state(self._pending_rng_state)
+            if self.trainer.world_size > 1:
+                self.restore_rank_rng_state(self._pending_rng_state.get("per_rank"))
             self._pending_rng_state = None
+
+    def restore_rank_rng_state(self, per_rank: list[dict[str, Tensor]] | None) -> None:
+        """This rank's own saved generator state; from a checkpoint of another world size (or of one process),
+        a rank-specific stream derived from the restored one, so ranks never share their noise."""
+        rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        if per_rank is not None and len(per_rank) == world_size:
+            torch.set_rng_state(per_rank[rank]["torch"])
+            if "cuda" in per_rank[rank] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(per_rank[rank]["cuda"], self.device)
+            return
+        base = int(torch.randint(2**62, (1,)))
+        torch.manual_seed((base + 1_000_003 * rank) % 2**63)
 
     # ------------------------------------------------------------------------------------------ optimisation
     def augment(self, inputs: Tensor) -> Tensor:
@@ -178,7 +209,7 @@ class ClassifierModule(pl.LightningModule):
         self.test_results = {name: value.detach().cpu() for name, value in results.items()}
 
     def on_train_epoch_start(self) -> None:
-        self.epoch_losses.pop()  # an epoch cut short (or resumed mid-way) does not leak into the next one
+        self.epoch_losses.start_epoch(self.current_epoch)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's mean training losses (under DDP: the mean over ranks, not rank 0's share); step the

@@ -3,6 +3,8 @@ and the training losses' epoch means."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import MetricCollection
@@ -33,8 +35,23 @@ class EpochMeans:
     def __init__(self) -> None:
         self.sums: dict[str, Tensor] = {}
         self.steps = 0
+        self.epoch = -1  # the epoch the sums belong to
+
+    def start_epoch(self, epoch: int) -> None:
+        """Start ``epoch``'s sums (a cut epoch never leaks into the next)."""
+        self.sums, self.steps, self.epoch = {}, 0, epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "steps": self.steps, "sums": {k: v.cpu() for k, v in self.sums.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The sums of a checkpoint saved inside an epoch: Lightning resumes that epoch without starting it again,
+        so its logged means cover every step, as in a run never cut. A new epoch's start clears them."""
+        self.sums, self.steps, self.epoch = dict(state["sums"]), int(state["steps"]), int(state["epoch"])
 
     def add(self, values: dict[str, Tensor]) -> None:
+        if self.sums and next(iter(self.sums.values())).device != next(iter(values.values())).device:
+            self.sums = {name: total.to(next(iter(values.values())).device) for name, total in self.sums.items()}
         if not self.sums:
             self.sums = {name: value.detach().float().clone() for name, value in values.items()}
         elif values.keys() != self.sums.keys():
