@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on this machine, to test sweeps with hydra/launcher=slurm (docs/sweeps.md).
+# A one-node SLURM cluster on this machine, to test sweeps with hydra/launcher=slurm (docs/cluster.md).
 #
 #   sudo scripts/slurm_local.sh start    # install slurm-wlm and munge if missing, start, wait until the node is idle
 #   scripts/slurm_local.sh status        # one line: running or not (exit 0 or 1)

@@ -283,7 +283,7 @@ def check_process_launch(trainer: pl.Trainer) -> None:
         raise SSGANError(
             f"trainer.devices={trainer.num_devices} (DDP) cannot run inside a local multirun (-m): Lightning would "
             "re-launch the whole sweep once per rank. Run each multi-GPU job as a single run, or sweep with "
-            "hydra/launcher=slurm, which starts one task per device (docs/sweeps.md)"
+            "hydra/launcher=slurm, which starts one task per device (docs/cluster.md)"
         )
 
 
