@@ -59,7 +59,8 @@ class SignalAtBatch(pl.Callback):
 
 class DumpRankState(pl.Callback):
     """Each DDP rank writes ``rank<r>.pt`` into ``folder``: its generator state after its first training batch
-    of this fit (ranks that share noise share it) and its final weights."""
+    of this fit (ranks that share noise share it) and its final parameters (G's batch-norm statistics stay
+    per rank, as in single-device training, so buffers are left out)."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
@@ -70,6 +71,7 @@ class DumpRankState(pl.Callback):
             self.first_batch_rng = torch.get_rng_state()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        state = {"rng": self.first_batch_rng, "weights": {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}}
+        parameters = {name: value.detach().cpu() for name, value in pl_module.named_parameters()}
+        state = {"rng": self.first_batch_rng, "parameters": parameters}
         os.makedirs(self.folder, exist_ok=True)
         torch.save(state, os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))
