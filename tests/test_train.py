@@ -36,6 +36,7 @@ def test_a_short_run_writes_checkpoints_and_consistent_metrics(tmp_path: Path) -
     cfg = compose_config(tmp_path, [*SHORT, "callbacks.checkpoint.every_n_epochs=1", "data.num_validation=50"])
     metrics = train(cfg)
     assert (tmp_path / "checkpoints" / "last.ckpt").exists() and (tmp_path / "checkpoints" / "best.ckpt").exists()
+    assert (tmp_path / "curves.png").is_file()  # accuracy and GAN health against epochs
     assert metrics["test_errors"] == round((1 - metrics["test_acc"]) * metrics["num_test"])
     assert sum(map(sum, metrics["test_confusion"])) == 360
     assert "val_acc" in metrics and metrics["samples_per_second"] > 0

@@ -1,10 +1,11 @@
-"""``ssgan-report SWEEP_DIR [...]``: a sweep's results as report.csv, report.md and report.png (offline).
+"""``ssgan-report SWEEP_DIR [...]``: a sweep's results as report.csv, report.md, report.png and curves.png.
 
     ssgan-report multirun/label_budget_sweep/2025-01-01_12-00-00
     ssgan-report multirun/a multirun/b --output reports/combined --ignore trainer.max_epochs
 
 Cells are the jobs that differ only in their seed (mean ± sample std over seeds, n per cell); the figure
-plots test accuracy against the number of labels, one line per model (and per other varying setting).
+plots test accuracy against the number of labels, one line per model (and per other varying setting);
+curves.png shows each job's validation accuracy and D's rejection of samples against epochs.
 Jobs with an evaluation.json (ssgan-evaluate) add Inception score and FID columns, one pair per judge and
 number of samples.
 """
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ssgan.errors import SSGANError
+from ssgan.cli.curves import plot_runs
 from ssgan.cli.naming import short_keys
 from ssgan.cli.results import STATISTICS, Cell, JobFailure, collect, evaluation_columns, group
 
@@ -191,6 +193,10 @@ def report(
         plot(paths["png"], columns, cells)
     else:
         del paths["png"]
+    directories = [result.directory for result in results]
+    curves = plot_runs(directories, output_dir / "curves.png", [relative(d, roots) for d in directories])
+    if curves is not None:
+        paths["curves"] = curves
     return paths
 
 

@@ -33,6 +33,7 @@ from ssgan.callbacks.checkpointing import LAST_CHECKPOINT, read_checkpoint, reso
 from ssgan.callbacks.run_identity import check_resume_identity
 from ssgan.cli.checks import check_config
 from ssgan.cli.naming import override_values
+from ssgan.cli.curves import CURVES_FILE, plot_run
 from ssgan.cli.run_directory import check_restart, check_run_directory, claim, resumed_epoch, run_files
 from ssgan.runtime.quiet import quiet_third_party
 from ssgan.errors import SSGANError
@@ -119,6 +120,7 @@ def execute(cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         (output_dir / "error.txt").unlink(missing_ok=True)  # a resumed job that failed before now succeeded
+        write_curves(output_dir)
         if "test_acc" in metrics:
             log.info(
                 "test accuracy %.4f (%d errors of %d) -> %s",
@@ -128,6 +130,14 @@ def execute(cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
                 output_dir / "metrics.json",
             )
     return metrics
+
+
+def write_curves(output_dir: Path) -> None:
+    """curves.png beside metrics.json: accuracy and GAN health per epoch (skipped without matplotlib)."""
+    try:
+        plot_run(output_dir)
+    except SSGANError as error:
+        log.info("no %s: %s", CURVES_FILE, error)
 
 
 def csv_metrics_file(trainer: pl.Trainer) -> Path | None:
