@@ -212,3 +212,24 @@ def test_throughput_reports_epoch_time_matmul_fraction_and_a_profile_by_own_time
     assert "aten::mm" in {row[0] for row in rows}
     assert len(self_shares) > 5 and self_shares == sorted(self_shares, reverse=True)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["figures.json"]  # no logs or checkpoints left
+
+
+def test_benchmark_draws_accuracy_against_labels_for_a_dataset_run_at_several_budgets(
+    in_process: ModuleType, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "out"
+    write_rows(out / "benchmarks.csv", [
+        stored_row(suite=suite, num_labeled=n, method=method, seed=seed, test_acc=acc)
+        for suite, n in (("fashion_mnist_20", 20), ("fashion_mnist_100", 100))
+        for method, acc in (("ssgan", 0.7), ("supervised", 0.6)) for seed in (100, 101)
+    ])  # fmt: skip
+    in_process.main(["--suites", "label_curve", "--render-only", "--output", str(out)])
+    assert (out / "benchmarks_curve.png").read_bytes().startswith(b"\x89PNG")
+    assert "![Test accuracy against the number of labels](benchmarks_curve.png)" in (out / "benchmarks.md").read_text()
+    assert in_process.suite_family("fashion_mnist_250") == "fashion_mnist"
+    assert in_process.suite_family("fashion_mnist_pixels_100") == "fashion_mnist_pixels"
+
+    write_rows(out / "benchmarks.csv", [stored_row(suite="digits_50", seed=100)])  # one budget: no curve
+    in_process.main(["--render-only", "--output", str(out)])
+    assert not (out / "benchmarks_curve.png").exists()
