@@ -59,7 +59,7 @@ SUITES: dict[str, list[str]] = {
     "fashion_mnist_250": ["experiment=fashion_mnist_100", "data.num_labeled=250"],
     "fashion_mnist_1000": ["experiment=fashion_mnist_1000"],
     # the 100-label recipe on the pixels: what the input encoder contributes
-    "fashion_mnist_pixels_100": ["experiment=fashion_mnist_100", "data/encoder=null"],
+    "fashion_mnist_pixels_100": ["experiment=fashion_mnist_100", "~data/encoder"],
 }
 # named sets of suites for --suites: the README's table, and the label-budget curve of one dataset
 SUITE_GROUPS: dict[str, list[str]] = {
