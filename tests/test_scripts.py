@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["suite", "num_labeled", "method", "seed", "test_acc", "val_acc", "wall_seconds", "samples_per_second",
@@ -233,3 +234,21 @@ def test_benchmark_draws_accuracy_against_labels_for_a_dataset_run_at_several_bu
     write_rows(out / "benchmarks.csv", [stored_row(suite="digits_50", seed=100)])  # one budget: no curve
     in_process.main(["--render-only", "--output", str(out)])
     assert not (out / "benchmarks_curve.png").exists()
+
+
+def test_long_training_records_each_runs_best_validation_epoch_and_curves(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_script("long_training.py", "--experiment", "digits_50", "--pool", "700", "--validation", "100",
+                        "--epochs", "2", "--seeds", "0", "--workdir", str(tmp_path / "work"), "--output", str(out),
+                        "trainer.limit_train_batches=3", "callbacks.health.sample_every_n_epochs=0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, rows = read_csv(out / "long_training.csv")
+    assert [(r["variant"], r["seed"], r["pool"], r["epochs"]) for r in rows] == [
+        ("recipe", "0", "700", "2"), ("constant_rate", "0", "700", "2")]
+    for row in rows:
+        assert row["best_val_epoch"] in ("0", "1") and 0 <= float(row["final_test_acc"]) <= 1
+        assert row["torch"] == torch.__version__ and row["precision"]
+    _, epochs = read_csv(out / "long_training_epochs.csv")
+    assert [r["epoch"] for r in epochs if r["variant"] == "recipe"] == ["0", "1"]
+    page = (out / "long_training.md").read_text()
+    assert "| digits_50 | 700 | 2 | recipe |" in page and "| digits_50 | 700 | 2 | constant_rate |" in page
