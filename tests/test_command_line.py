@@ -86,7 +86,7 @@ def run_copy(finished_run: Path, tmp_path: Path) -> Path:
     ("overrides", "expected"),
     [
         ([], ("already holds a run (metrics.json, config.yaml, split_indices.npz, checkpoints, logs, samples); "
-              "resume it with ckpt_path=last, or start a new run elsewhere with hydra.run.dir=<new dir>")),
+              "resume it with ckpt_path=last (or auto), or start a new run elsewhere with hydra.run.dir=<new dir>")),
         (["model.optimizer.lr=-1"], "already holds a run"),  # a start-up failure rewrites nothing either
         (["ckpt_path=last", "model.optimizer.lr=-1"], "model.optimizer.lr=-1 must be a number > 0"),
         (["ckpt_path=last", "model=supervised"], ("model._target_='ssgan.models.SSGAN' (now "
