@@ -3,6 +3,7 @@
     python scripts/throughput.py                        # the paper's MNIST networks on 28x28 inputs, CPU
     python scripts/throughput.py --accelerator gpu --steps 300
     python scripts/throughput.py --precision bf16-mixed    # bf16 autocast (default: fp32, as the recipes)
+    python scripts/throughput.py --accelerator gpu --step-capture on    # the step as one CUDA graph replay
 
 The config is composed and built by ``ssgan.build`` (overrides as for ``ssgan-train``), with random tensors of
 the Fashion-MNIST shape as its data (speed does not depend on them) and no callbacks or logger but the timer.
@@ -24,7 +25,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ssgan.build import build_datamodule, build_model, build_trainer, compose
+from ssgan.cli.checks import check_config
 from ssgan.data.sources.base import ArrayDataset, SourceData
+from ssgan.errors import SSGANError
 from ssgan.runtime.allocator import keep_freed_memory
 from ssgan.runtime.hardware import device_name, training_device_type
 
@@ -146,6 +149,8 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true",
                         help="Lightning precision: 32-true (the recipes' default) or bf16-mixed, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
+    parser.add_argument("--step-capture", choices=("auto", "on", "off"), default=None,
+                        help="model.step_capture: the training step as a CUDA graph replay (default: the config's)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the timed steps")
     parser.add_argument("--profile-by", choices=("total", "self"), default="total",
@@ -162,8 +167,13 @@ def main() -> None:
         f"trainer.accelerator={args.accelerator}", f"trainer.precision={args.precision}", "trainer.devices=1",
         "trainer.max_epochs=1", f"trainer.limit_train_batches={args.warmup + args.steps}",
         "trainer.limit_val_batches=0", "++trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false",
+        *([f"model.step_capture={args.step_capture}"] if args.step_capture else []),
         *args.overrides,
     ])
+    try:
+        check_config(cfg)  # e.g. --step-capture on without a GPU: one line, before the data is built
+    except SSGANError as error:
+        parser.error(str(error))
     pl.seed_everything(0, verbose=False)
     datamodule = build_datamodule(cfg, source=RandomImages())
     model = build_model(cfg, datamodule)
@@ -178,6 +188,7 @@ def main() -> None:
     figures = {
         "device": device_name(timer.device),
         "precision": args.precision,
+        "step_capture": "on" if getattr(model, "capture_active", False) else "off",
         "batch_size": timer.batch_size,
         "timed_steps": timer.timed_steps,
         "step_ms": 1000 * step_seconds,

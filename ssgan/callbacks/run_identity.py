@@ -23,6 +23,7 @@ NOT_IDENTITY = frozenset(
         "data.root",
         "data.source.root",
         "data.source.download",
+        "model.step_capture",  # the same step, eager or as a CUDA graph replay; checkpoints load in either mode
     }
 )
 

@@ -17,6 +17,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.errors import SSGANError
+from ssgan.models.capture import STEP_CAPTURE_MODES, capture_blockers
+from ssgan.runtime.hardware import trains_on_gpu
 
 MAX_SEED = 2**32 - 1  # NumPy's and Lightning's seeds are unsigned 32-bit
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -134,6 +136,7 @@ KEY_RULES: dict[str, Rule] = {
     "trainer.accelerator": accelerator,
     "trainer.devices": devices,
     "trainer.precision": precision,
+    "model.step_capture": one_of(*STEP_CAPTURE_MODES),
 }
 
 # leaf names anywhere under model.* and gan.* (networks, optimizer, objective), whatever the class
@@ -228,6 +231,52 @@ def check_schedule(cfg: DictConfig) -> None:
         )
 
 
+def configured_class(cfg: DictConfig, key: str) -> type | None:
+    """The class a ``_target_`` under ``key`` names (None: unset, or not importable; building reports that)."""
+    from hydra.utils import get_class
+
+    target = OmegaConf.select(cfg, f"{key}._target_", default=None)
+    if not isinstance(target, str):
+        return None
+    try:
+        return get_class(target)
+    except Exception:  # noqa: BLE001  (an unimportable target fails with its own message when built)
+        return None
+
+
+def configured_world_size(cfg: DictConfig) -> int:
+    """Processes the trainer settings ask for; ``auto`` and -1 count as one (the fit checks the real number)."""
+    devices = to_plain(OmegaConf.select(cfg, "trainer.devices", default=1))
+    nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
+    if isinstance(devices, list):
+        per_node = len(devices)
+    else:
+        per_node = devices if is_integer(devices) and devices > 0 else 1
+    return per_node * (nodes if is_integer(nodes) and nodes > 0 else 1)
+
+
+def check_step_capture(cfg: DictConfig) -> None:
+    """``model.step_capture=on`` needs a CUDA GPU and a run the graph can hold: refused here, before data loads
+    (``auto`` decides when the fit starts, and says why it trains eagerly)."""
+    if OmegaConf.select(cfg, "model.step_capture", default=None) != "on":
+        return
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="auto")
+    if not trains_on_gpu(accelerator):
+        where = "no CUDA GPU is visible" if accelerator == "auto" else f"trainer.accelerator={accelerator}"
+        raise SSGANError(f"model.step_capture=on needs a CUDA GPU, but {where}; use model.step_capture=auto or off")
+    history = [OmegaConf.select(cfg, f"model.objective.{name}_history_weight", default=0) for name in
+               ("discriminator", "generator")]
+    blockers = capture_blockers(
+        world_size=configured_world_size(cfg),
+        precision=OmegaConf.select(cfg, "trainer.precision", default="32-true"),
+        historical_averaging=any(is_number(weight) and weight > 0 for weight in history),
+        augmentation=configured_class(cfg, "model.augmentation"),
+        optimizer=configured_class(cfg, "model.optimizer"),
+    )
+    if blockers:
+        raise SSGANError(f"model.step_capture=on cannot capture this run: {'; '.join(blockers)}; use auto or off")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Every value this module knows a rule for; raises the first bad one as a one-line :class:`SSGANError`."""
     check_required(cfg)
@@ -235,5 +284,6 @@ def check_config(cfg: DictConfig) -> None:
         check_keys(cfg)
         check_named_values(cfg)
         check_schedule(cfg)
+        check_step_capture(cfg)
     except OmegaConfBaseException as error:  # a value that cannot be resolved, e.g. a resolver's bad argument
         raise SSGANError(f"config: {str(error).splitlines()[0]}") from None

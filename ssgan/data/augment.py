@@ -15,7 +15,10 @@ class RandomShiftFlip:
     fill at the borders) and, with ``horizontal_flip``, mirror it left-right with probability 1/2.
 
     Draws from torch's global RNG, so a seeded run (and a resumed one) sees the same augmentations.
+    ``graph_safe``: every draw and index is a tensor on the batch's device, so a captured step can hold it.
     """
+
+    graph_safe = True
 
     def __init__(self, max_shift: int = 2, horizontal_flip: bool = False) -> None:
         if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:

@@ -112,6 +112,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         self.data: SourceData | None = None
         self.split: Split | None = None
         self._train_stream: SemiSupervisedStream | None = None
+        self.training_device: torch.device | None = None  # where training batches are cut (None: the host)
 
     # ----------------------------------------------------------------------------------------------- set-up
     def setup(self, stage: str | None = None) -> None:
@@ -203,6 +204,14 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
         chosen = pool[torch.randperm(pool.numel(), generator=generator)[:count]]
         return data.train.inputs[chosen]
 
+    def keep_training_data_on(self, device: torch.device | None) -> None:
+        """Hold the training pool on ``device`` and cut batches there (None: on the host, the default).
+
+        A batch from the host is copied to the GPU every step, and that copy waits for the GPU to finish its
+        queued work: a host sync per step. The captured training step asks for this to avoid it.
+        """
+        self.training_device = device
+
     # ----------------------------------------------------------------------------------------------- loaders
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -219,10 +228,15 @@ class SemiSupervisedDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} per device is larger than each of the {world} ranks' "
                 f"share of the unlabeled pool ({split.unlabeled.numel() // world})"
             )
+        device = self.training_device
+
+        def placed(values: torch.Tensor) -> torch.Tensor:
+            return values.to(device) if device is not None else values
+
         self._train_stream = SemiSupervisedStream(
-            labeled_inputs=data.train.inputs[split.labeled],
-            labeled_targets=data.train.labels[split.labeled],
-            unlabeled_inputs=data.train.inputs[split.unlabeled],
+            labeled_inputs=placed(data.train.inputs[split.labeled]),
+            labeled_targets=placed(data.train.labels[split.labeled]),
+            unlabeled_inputs=placed(data.train.inputs[split.unlabeled]),
             batch_size=self.batch_size,
             seed=self.stream_seed,
             rank=rank,

@@ -28,6 +28,9 @@ class SemiSupervisedStream(IterableDataset):
     Under DDP the unlabeled permutation is the same on every rank and rank r takes positions r, r+W, ...,
     so ranks see disjoint unlabeled examples; the labeled stream is replicated (every rank cycles the whole
     labeled set) with a rank-specific order, so a global step sees W different labeled batches.
+
+    Tensors on a GPU are indexed there: the epoch's indices are drawn on the host as always and copied over
+    once per epoch, so the batches are the same and no step copies from the host.
     """
 
     def __init__(
@@ -70,6 +73,9 @@ class SemiSupervisedStream(IterableDataset):
         epoch, start = self.epoch, self.start_step
         self.epoch, self.start_step, self.current_epoch = epoch + 1, 0, epoch
         labeled, unlabeled, matching = self.epoch_indices(epoch)
+        device = self.unlabeled_inputs.device
+        if device.type != "cpu":
+            labeled, unlabeled, matching = (indices.to(device) for indices in (labeled, unlabeled, matching))
         size = self.batch_size
         for step in range(start, len(self)):
             window = slice(step * size, (step + 1) * size)

@@ -2,7 +2,8 @@
 
 The other techniques of the paper's section 3 are switches, off by default: G's GAN objectives and one-sided
 label smoothing in :class:`SSGANObjective`, historical averaging (:mod:`ssgan.models.history`), minibatch
-discrimination in D and virtual batch norm in G (:mod:`ssgan.nets`).
+discrimination in D and virtual batch norm in G (:mod:`ssgan.nets`). ``step_capture`` runs the whole step as
+one CUDA graph replay (:mod:`ssgan.models.capture`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ from torch import Tensor, nn
 
 from ssgan.errors import SSGANError
 from ssgan.models.base import ClassifierModule, NetworkFactory
+from ssgan.models.capture import (
+    CapturedStep,
+    capture_blockers,
+    make_capturable,
+    resolve_step_capture,
+    restore_capturable,
+    saved_as_configured,
+    step_capture_mode,
+)
 from ssgan.models.history import HistoricalAverage
 from ssgan.models.losses import SSGANObjective, real_probability
+from ssgan.nets.layers import draw_fresh_noise
 
 
 def gradient_norm(network: nn.Module) -> Tensor:
@@ -27,12 +38,22 @@ def gradient_norm(network: nn.Module) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gradients)))
 
 
+def class_counts(logits: Tensor, num_classes: int) -> Tensor:
+    """How many rows of ``logits`` (B, K) have their argmax at each class (K,), int64: ``bincount`` without its
+    host read of the largest index, so a CUDA graph can hold it."""
+    predicted = logits.argmax(dim=1, keepdim=True)
+    return (predicted == torch.arange(num_classes, device=logits.device)).sum(dim=0)
+
+
 class SSGAN(ClassifierModule):
     """Per batch: one discriminator step on labeled + unlabeled + generated data, then one generator step.
 
     Batch: ``(x_labeled, y_labeled, x_unlabeled, x_unlabeled_fm)``; the second unlabeled batch is the
     real side of feature matching, as in the paper. G shares D's optimizer settings. D sees each source of a
     pass as its own group (``group_sizes``), so minibatch discrimination never compares across sources.
+
+    ``step_capture`` (auto, on, off): whether a fit on a CUDA device runs the step as a CUDA graph replay
+    (:mod:`ssgan.models.capture`); the eager step stays the reference, unchanged when capture is off.
     """
 
     def __init__(
@@ -49,6 +70,7 @@ class SSGAN(ClassifierModule):
         augmentation: Callable[[Tensor], Tensor] | None = None,
         input_encoder: Callable[[], nn.Module] | None = None,
         objective: SSGANObjective | None = None,
+        step_capture: str = "off",
     ) -> None:
         super().__init__(
             discriminator=discriminator,
@@ -74,6 +96,11 @@ class SSGAN(ClassifierModule):
                 f"gan.generator.output_activation={output_activation!r}: with data.encoder it must be 'sigmoid', "
                 "whose [0, 1] output is mapped onto each code's range"
             )
+        self.step_capture = step_capture_mode(step_capture)
+        self.captured_step: CapturedStep | None = None  # this fit's, when it captures
+        self.capture_active = False  # whether the last fit captured its step
+        self._capture_entered = False
+        self._configured_capturable: list[list[bool]] = []
 
     def configure_optimizers(self) -> Any:
         optimizers = [
@@ -107,16 +134,28 @@ class SSGAN(ClassifierModule):
     # ------------------------------------------------------------------------------------------ training
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Any]:
         """One D step, one G step; returns the detached losses and health statistics (device tensors, no sync)."""
+        self.ensure_initialised(batch[2])  # the unlabeled inputs
+        if self.captured_step is None:
+            losses, health = self.train_on_batch(self.optimizers(), batch)
+        else:
+            if not self._capture_entered:
+                self.enter_capture_mode()
+            losses, health = self.captured_step(batch, self.captured_settings())
+        self.epoch_losses.add(losses)
+        return {**losses, "health": health}
+
+    def train_on_batch(
+        self, optimizers: Sequence[Any], batch: Sequence[Tensor]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The step's device work: D's update, G's update, the health statistics; eager, or captured once."""
         labeled_inputs, targets, unlabeled_inputs, matching_inputs = batch
-        self.ensure_initialised(unlabeled_inputs)
-        discriminator_optimizer, generator_optimizer = self.optimizers()
+        discriminator_optimizer, generator_optimizer = optimizers
         losses, real_logits, fake_logits, grad_norm_d = self.discriminator_step(
             discriminator_optimizer, self.augment(labeled_inputs), targets, unlabeled_inputs
         )
         losses["loss_g"], grad_norm_g = self.generator_step(generator_optimizer, matching_inputs)
-        self.epoch_losses.add(losses)
         health = self.health_statistics(real_logits, fake_logits, losses["loss_g"], grad_norm_d, grad_norm_g)
-        return {**losses, "health": health}
+        return losses, health
 
     def discriminator_step(
         self, optimizer: Any, labeled_inputs: Tensor, targets: Tensor, unlabeled_inputs: Tensor
@@ -178,5 +217,77 @@ class SSGAN(ClassifierModule):
             "feature_matching_loss": loss_g,
             "grad_norm_d": grad_norm_d,
             "grad_norm_g": grad_norm_g,
-            "generated_class_counts": torch.bincount(fake_logits.argmax(dim=1), minlength=self.num_classes),
+            "generated_class_counts": class_counts(fake_logits, self.num_classes),
         }
+
+    # ------------------------------------------------------------------------------------------ step capture
+    def on_fit_start(self) -> None:
+        """Decide whether this fit captures its step, now that the device and the strategy are known; when it
+        does, the data module keeps the training pool on the device (batches cut there, no copy per step)."""
+        self.leave_capture_mode()
+        optimizers = self.trainer.optimizers
+        blockers = capture_blockers(
+            world_size=self.trainer.world_size,
+            precision=self.trainer.precision,
+            historical_averaging=self.discriminator_history is not None or self.generator_history is not None,
+            augmentation=type(self.augmentation) if self.augmentation is not None else None,
+            optimizer=type(optimizers[0]) if optimizers else None,
+        )
+        self.capture_active = resolve_step_capture(self.step_capture, self.device, blockers)
+        if self.capture_active:
+            self.captured_step = CapturedStep(
+                self.captured_body, after_step=self.count_optimizer_steps, before_capture=self.drop_gradients
+            )
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "keep_training_data_on"):
+            datamodule.keep_training_data_on(self.device if self.capture_active else None)
+
+    def enter_capture_mode(self) -> None:
+        """Make every step of this fit, warm-up included, graph-safe; at the first batch, after a checkpoint's
+        optimizer state is restored: capturable optimizers, the weight average counted and D's noise drawn on
+        the device (no pool offset from the host)."""
+        self._configured_capturable = make_capturable(self.trainer.optimizers)
+        self.weight_average.count_on_device(self.device)
+        draw_fresh_noise(self.discriminator)
+        self._capture_entered = True
+
+    def leave_capture_mode(self) -> None:
+        """Free the graph and give back the eager step's settings (after a fit, or one that stopped)."""
+        if self.captured_step is not None:
+            self.captured_step.release()
+            self.captured_step = None
+        if self._capture_entered:
+            restore_capturable(self.trainer.optimizers, self._configured_capturable)
+            self.weight_average.count_on_host()
+            draw_fresh_noise(self.discriminator, False)
+            self._configured_capturable, self._capture_entered = [], False
+
+    def on_fit_end(self) -> None:
+        self.leave_capture_mode()
+
+    def captured_body(self, batch: Sequence[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """:meth:`train_on_batch` with torch's own optimizers: Lightning's wrappers count steps on the host, which a
+        replay would skip; :meth:`count_optimizer_steps` counts them after every step instead."""
+        return self.train_on_batch([optimizer.optimizer for optimizer in self.optimizers()], batch)
+
+    def count_optimizer_steps(self) -> None:
+        """Lightning's count of this step's two optimizer steps (``global_step``), as ``optimizer.step()`` would."""
+        for optimizer in self.optimizers():
+            optimizer._on_before_step()
+            optimizer._on_after_step()
+
+    def drop_gradients(self) -> None:
+        """Gradients from before a capture go, so the graph allocates its own in its memory pool."""
+        self.zero_grad(set_to_none=True)
+
+    def captured_settings(self) -> tuple[Any, ...]:
+        """The host values a capture bakes in: each group's rate (a schedule changes it per epoch), the balance
+        weight at this epoch, D's and G's train mode. A change captures the step again."""
+        rates = tuple(group["lr"] for optimizer in self.trainer.optimizers for group in optimizer.param_groups)
+        balance = self.objective.balance_weight_at(self.current_epoch)
+        return rates, balance, self.discriminator.training, self.generator.training
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """As the base saves; a captured fit's optimizer states keep their configured ``capturable`` flags."""
+        super().on_save_checkpoint(checkpoint)
+        saved_as_configured(checkpoint.get("optimizer_states", []), self._configured_capturable)

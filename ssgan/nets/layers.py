@@ -46,22 +46,33 @@ def clear_noise_pools() -> None:
 class GaussianNoise(nn.Module):
     """Adds N(0, sigma^2) noise in training mode only: the paper's main regulariser of D.
 
-    ``pool_size`` > 0 takes the noise from :func:`pooled_standard_normal` instead of fresh draws.
+    ``pool_size`` > 0 takes the noise from :func:`pooled_standard_normal` instead of fresh draws, unless
+    ``fresh_draws`` is set (:func:`draw_fresh_noise`): a captured training step needs it, since a pool slice's
+    offset is a host integer that a CUDA graph would replay unchanged.
     """
 
     def __init__(self, sigma: float, pool_size: int = 0) -> None:
         super().__init__()
         self.sigma = float(sigma)
         self.pool_size = int(pool_size)
+        self.fresh_draws = False
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.sigma == 0.0:
             return x
-        noise = pooled_standard_normal(x, self.pool_size) if self.pool_size else torch.randn_like(x)
+        pooled = self.pool_size and not self.fresh_draws
+        noise = pooled_standard_normal(x, self.pool_size) if pooled else torch.randn_like(x)
         return x.add(noise, alpha=self.sigma)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}" + (f", pool_size={self.pool_size}" if self.pool_size else "")
+
+
+def draw_fresh_noise(network: nn.Module, fresh: bool = True) -> None:
+    """Make every :class:`GaussianNoise` layer of ``network`` draw fresh device noise (``fresh``) or use its pool."""
+    for module in network.modules():
+        if isinstance(module, GaussianNoise):
+            module.fresh_draws = fresh
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
