@@ -510,6 +510,26 @@ def check_output(output: Path) -> None:
                                  "choose results/ or an empty folder")
 
 
+_WORKDIR_LOCK: Any = None  # held open for the life of the process
+
+
+def claim_workdir(workdir: Path) -> None:
+    """One benchmark per work folder: each run starts by deleting its own run directory, which would delete a
+    directory another benchmark is training in."""
+    import fcntl
+
+    global _WORKDIR_LOCK
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = open(workdir / "benchmark.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise BenchmarkError(f"--workdir {workdir} is in use by another benchmark.py; give each its own --workdir "
+                             "(and its own --output), then merge their CSVs with --resume or --render-only") from None
+    _WORKDIR_LOCK = handle
+
+
 def default_readme(output: Path) -> Path | None:
     """The checkout's README when rendering into the checkout's results/ (and it has one), else none."""
     readme = ROOT / "README.md"
@@ -571,6 +591,7 @@ def run(args: argparse.Namespace, command: str) -> None:
         print("\n".join(summary_table(rows)))
         return
 
+    claim_workdir(args.workdir)
     commit = checkout_commit([output, *([readme] if readme is not None else [])])
     extras = {suite: list(args.overrides) + ([f"data.root={args.fashion_root}"] if "fashion" in suite else [])
               for suite in args.suites}
