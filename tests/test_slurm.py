@@ -285,8 +285,8 @@ def test_ddp_under_slurm_one_directory_rank_zero_writes_identical_weights_and_di
     first = json.loads((run_dir / "metrics.json").read_text())
     assert (first["world_size"], first["num_test"]) == (2, 360)  # both ranks' halves of the test set
     assert log.read_text().count(f"-> {run_dir / 'metrics.json'}") == 1  # rank 0 alone reported and wrote
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "logs", "metrics.json",
-                                                         "samples", "split_indices.npz"]  # fmt: skip
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "curves.png", "logs",
+                                                         "metrics.json", "samples", "split_indices.npz"]  # fmt: skip
     single = single_process_test(run_dir)
     assert float(single["test_acc"]) == first["test_acc"]
     assert single["test_confusion"].tolist() == first["test_confusion"]
