@@ -195,3 +195,16 @@ def test_a_preemption_signal_nobody_handles_is_left_alone() -> None:
             assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def test_an_interruption_pickles_and_a_repeated_signal_does_not_cut_the_stop() -> None:
+    import pickle
+
+    from ssgan.callbacks import GracefulInterrupt
+
+    assert pickle.loads(pickle.dumps(RunInterrupted(signal.SIGTERM))).signum == signal.SIGTERM
+    with pytest.raises(RunInterrupted), GracefulInterrupt(None):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        finally:
+            signal.raise_signal(signal.SIGTERM)  # while stopping: ignored, the first interruption goes on

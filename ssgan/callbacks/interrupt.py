@@ -31,6 +31,10 @@ class RunInterrupted(Exception):
         self.forward_to = forward_to
         super().__init__(f"interrupted by {signal.Signals(self.signum).name}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable (a job runner may pickle it as a job's outcome); the runner's handler does not travel."""
+        return (RunInterrupted, (self.signum,))
+
     def forward(self) -> None:
         """Hand the signal to the runner's handler (submitit: checkpoint hook, requeue, exit)."""
         assert self.forward_to is not None
@@ -53,6 +57,7 @@ class GracefulInterrupt(pl.Callback):
         self._deferring = False
         self._previous: dict[int, Any] = {}
         self._forwarded: dict[int, Callable[[int, FrameType | None], Any]] = {}
+        self._stopping = False
 
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():
@@ -73,6 +78,8 @@ class GracefulInterrupt(pl.Callback):
         self._forwarded.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping:  # the run is already stopping (recording, exiting): a repeated signal must not cut it
+            return
         first = self.signum is None
         self.signum = signum
         if not (first and self._deferring):
@@ -80,6 +87,7 @@ class GracefulInterrupt(pl.Callback):
 
     def interruption(self) -> RunInterrupted:
         assert self.signum is not None
+        self._stopping = True
         return RunInterrupted(self.signum, self._forwarded.get(self.signum))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
