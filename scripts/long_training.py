@@ -22,6 +22,7 @@ import argparse
 import csv
 import shutil
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,10 +41,12 @@ from ssgan.runtime.quiet import quiet_third_party
 VARIANTS: dict[str, list[str]] = {
     "recipe": [],  # the experiment as it is
     "constant_rate": ["model.scheduler=null", "gan.balance_end_epoch=null"],  # no decay: the paper's constant rate
+    "pixels": ["~data/encoder"],  # the recipe on pixels: D and G without the input encoder
+    "pixels_constant_rate": ["~data/encoder", "model.scheduler=null", "gan.balance_end_epoch=null"],
 }
 KEY = ("experiment", "pool", "epochs", "variant", "seed")
-COLUMNS = (*KEY, "best_val_epoch", "best_val_acc", "final_val_acc", "final_test_acc", "final_d_rejects_generated",
-           "machine", "device", "precision", "torch", "commit", "command")
+COLUMNS = (*KEY, "best_val_epoch", "best_val_acc", "final_val_acc", "test_acc", "tested_epoch", "tested_weights",
+           "final_d_rejects_generated", "wall_seconds", "machine", "device", "precision", "torch", "commit", "command")
 EPOCH_SERIES = {"val_acc": "val_acc", "health_d_accuracy_generated": "d_rejects_generated",
                 "health_feature_matching_loss": "generator_loss", "generated_class_entropy_ratio": "class_entropy_ratio"}
 EPOCH_COLUMNS = (*KEY, "epoch", *EPOCH_SERIES.values())
@@ -61,15 +64,20 @@ def run_one(key: dict[str, Any], args: argparse.Namespace, command: str) -> tupl
     if key["experiment"].startswith("fashion_mnist"):
         overrides.append(f"data.root={args.fashion_root}")
     cfg = compose(overrides, output_dir)
+    started = time.perf_counter()
     with quiet_third_party():
         metrics = train(cfg)
+    wall_seconds = time.perf_counter() - started
     series = epoch_series(output_dir)
+    tested = metrics["tested_weights"]  # test_weights=best: the best validation epoch's checkpoint
     validation = series.get("val_acc", [])
     best_epoch, best_val = max(validation, key=lambda pair: pair[1]) if validation else (None, None)
     rejects = series.get("health_d_accuracy_generated", [])
     row = {**key, "best_val_epoch": best_epoch, "best_val_acc": best_val,
-           "final_val_acc": validation[-1][1] if validation else None, "final_test_acc": metrics["test_acc"],
-           "final_d_rejects_generated": rejects[-1][1] if rejects else None, "machine": cpu_model(),
+           "final_val_acc": validation[-1][1] if validation else None, "test_acc": metrics["test_acc"],
+           "tested_epoch": tested["epoch"], "tested_weights": tested["weights"],
+           "final_d_rejects_generated": rejects[-1][1] if rejects else None, "wall_seconds": round(wall_seconds, 1),
+           "machine": cpu_model(),
            "device": training_device(cfg, int(metrics.get("world_size", 1))), "precision": str(cfg.trainer.precision),
            "torch": torch.__version__, "commit": checkout_commit(outputs(args.output)), "command": command}
     epochs: dict[int, dict[str, Any]] = defaultdict(lambda: dict(key))
@@ -115,20 +123,25 @@ def markdown(rows: list[dict[str, str]], plotted: bool) -> str:
         groups[key_of(row)[:4]].append(row)
     lines = [GENERATED_HEADER, "# Long training", "",
              "Accuracy in % over seeds (mean ± sample std, n runs). The best epoch is chosen on validation accuracy;",
-             "the test set is read once, at each run's end. One row per run is in "
-             f"[{NAME}.csv]({NAME}.csv), every epoch in [{NAME}_epochs.csv]({NAME}_epochs.csv).", "",
-             "| experiment | pool | epochs | variant | best val (epoch) | final val | final − best val | final test | "
-             "D rejects samples at end | n | seeds |", "| --- | ---: | ---: | --- | --- | --- | --- | --- | --- | ---: | --- |"]
+             "the test set is read once, at each run's end, with the weights the run keeps (`test_weights`: the best",
+             "validation epoch's, or the final ones). *Final − best val* is what training on past the best epoch cost.",
+             f"One row per run is in [{NAME}.csv]({NAME}.csv), every epoch in [{NAME}_epochs.csv]({NAME}_epochs.csv).",
+             "", "| experiment | pool | epochs | variant | best val (epoch) | final val | final − best val | "
+             "test (weights) | D rejects samples at end | n | seeds | minutes per run |",
+             "| --- | ---: | ---: | --- | --- | --- | --- | --- | --- | ---: | --- | ---: |"]
     for (experiment, pool, epochs, variant), group in groups.items():
         best = [100 * float(r["best_val_acc"]) for r in group]
         final = [100 * float(r["final_val_acc"]) for r in group]
-        test = [100 * float(r["final_test_acc"]) for r in group]
+        test = [100 * float(r["test_acc"]) for r in group]
+        weights = "/".join(sorted({r["tested_weights"] for r in group}))
+        minutes = [float(r["wall_seconds"]) / 60 for r in group if r.get("wall_seconds")]
         rejects = [100 * float(r["final_d_rejects_generated"]) for r in group if r["final_d_rejects_generated"]]
         best_epochs = ", ".join(str(int(r["best_val_epoch"]) + 1) for r in group)
         gaps = [f - b for f, b in zip(final, best)]
         seeds = " ".join(r["seed"] for r in group)
         lines.append(f"| {experiment} | {pool or 'all'} | {epochs} | {variant} | {stats(best)} ({best_epochs}) | "
-                     f"{stats(final)} | {stats(gaps)} | {stats(test)} | {stats(rejects)} | {len(group)} | {seeds} |")
+                     f"{stats(final)} | {stats(gaps)} | {stats(test)} ({weights}) | {stats(rejects)} | {len(group)} | "
+                     f"{seeds} | {f'{statistics.mean(minutes):.1f}' if minutes else '–'} |")
     lines += ["", "## Where the rows ran", ""]
     provenance = sorted({(r["machine"], r["device"], r["precision"], r["torch"], r["commit"]) for r in rows})
     lines += [f"- {machine}, {device}, precision {precision}, torch {version}, commit {commit}"
@@ -188,7 +201,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation", type=int, default=1000, help="labeled images held out (data.num_validation)")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["recipe", "constant_rate"], choices=list(VARIANTS),
+                        help="pixels*: the recipe without its input encoder (experiments with data.encoder)")
     parser.add_argument("--fashion-root", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--workdir", type=Path, default=Path("outputs/long_training"))
     parser.add_argument("--output", type=Path, default=ROOT / "results")
@@ -222,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             epoch_rows += [{k: "" if v is None else str(v) for k, v in r.items()} for r in epochs]
             publish(rows, epoch_rows, args.output)
             print(f"{variant} seed {seed}: best val {row['best_val_acc']:.4f} at epoch {row['best_val_epoch'] + 1}, "
-                  f"final val {row['final_val_acc']:.4f}, test {row['final_test_acc']:.4f}", flush=True)
+                  f"final val {row['final_val_acc']:.4f}, test {row['test_acc']:.4f} ({row['tested_weights']} weights, "
+                  f"epoch {row['tested_epoch'] + 1})", flush=True)
     publish(rows, epoch_rows, args.output)
 
 

@@ -45,6 +45,12 @@ def validation_monitor(num_validation: int | None) -> str | None:
     return "val_acc" if num_validation else None
 
 
+def epochs_between_checkpoints(num_validation: int | None) -> int:
+    """``callbacks.checkpoint.every_n_epochs``: every epoch with a validation set, so ``best.ckpt`` is the best
+    epoch's (and the test can read it, ``test_weights=best``); every 10 epochs otherwise."""
+    return 1 if num_validation else 10
+
+
 def sweep_job_dirname(overrides: Sequence[str], exclude_keys: Sequence[str] | None = None) -> str:
     """``hydra.sweep.subdir``: a job directory named by its overrides with short keys (see ssgan.cli.naming)."""
     return job_dirname([str(item) for item in overrides], [str(key) for key in exclude_keys or ()])
@@ -69,6 +75,7 @@ def register_resolvers() -> None:
     """The ``${name:...}`` functions the configs call; idempotent, also run in launcher workers on import."""
     for name, resolver in (
         ("validation_monitor", validation_monitor),
+        ("epochs_between_checkpoints", epochs_between_checkpoints),
         ("job_dirname", sweep_job_dirname),
         ("epoch_at", epoch_at),
         ("labeled_default", labeled_default),

@@ -190,6 +190,7 @@ def test_a_diverged_run_exits_with_its_own_status(tmp_path: Path) -> None:
         ("trainer.max_epochs=-5", "trainer.max_epochs=-5 must be an integer >= -1 or null"),
         ("gan.generator.hidden_widths=[-3]", "gan.generator.hidden_widths=[-3] must be a list of integers >= 1"),
         ("callbacks.checkpoint.every_n_epochs=-1", "callbacks.checkpoint: Invalid value for every_n_epochs=-1"),
+        ("test_weights=latest", "test_weights='latest' must be one of best, final"),
     ],
 )
 def test_a_bad_value_is_one_line_and_only_error_txt(tmp_path: Path, override: str, expected: str) -> None:
@@ -205,6 +206,40 @@ def test_a_labeled_fraction_replaces_the_configs_default_count(tmp_path: Path) -
     result = ssgan_train(run_dir, "data.labeled_fraction=0.1", "trainer.fast_dev_run=true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run_dir / "metrics.json").read_text())["num_labeled"] == 144  # 10 % of 1437 digits
+
+
+# ------------------------------------------------------------------------------------------ tested weights
+def validation_log(run_dir: Path) -> list[tuple[int, float]]:
+    with (run_dir / "logs" / "metrics.csv").open() as handle:
+        return [(int(row["epoch"]), float(row["val_acc"])) for row in csv.DictReader(handle) if row.get("val_acc")]
+
+
+def test_the_test_reads_the_best_validation_epochs_weights(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = ssgan_train(run_dir, "data.num_validation=100", "trainer.max_epochs=4", "trainer.limit_train_batches=3",
+                         "callbacks.health.sample_every_n_epochs=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log = validation_log(run_dir)
+    best_epoch, best_val = max(log, key=lambda pair: pair[1])  # the first of equal scores, as the checkpoint keeps
+    tested = metrics["tested_weights"]
+    assert (tested["weights"], tested["epoch"]) == ("best", best_epoch)
+    assert tested["val_acc"] == pytest.approx(best_val)
+    assert metrics["val_acc"] == pytest.approx(log[-1][1])  # the final epoch's validation accuracy stays reported
+    # the test accuracy is the best checkpoint's: the same figure from ssgan-predict on best.ckpt
+    predicted = ssgan_predict(tmp_path, str(run_dir / "checkpoints" / "best.ckpt"), "--data", "digits",
+                              "--split", "test", "-o", str(tmp_path / "p.csv"))
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert f"accuracy {metrics['test_acc']:.4f}" in predicted.stdout + predicted.stderr
+
+
+@pytest.mark.parametrize("overrides", [["test_weights=final", "data.num_validation=100"], []])
+def test_the_final_weights_are_tested_when_asked_or_without_validation(tmp_path: Path, overrides: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = ssgan_train(run_dir, "trainer.max_epochs=2", "trainer.limit_train_batches=2",
+                         "callbacks.health.sample_every_n_epochs=0", *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["tested_weights"] == {"weights": "final", "epoch": 1}
 
 
 # ------------------------------------------------------------------------------------------ ssgan-predict

@@ -246,7 +246,10 @@ def test_long_training_records_each_runs_best_validation_epoch_and_curves(tmp_pa
     assert [(r["variant"], r["seed"], r["pool"], r["epochs"]) for r in rows] == [
         ("recipe", "0", "700", "2"), ("constant_rate", "0", "700", "2")]
     for row in rows:
-        assert row["best_val_epoch"] in ("0", "1") and 0 <= float(row["final_test_acc"]) <= 1
+        assert row["best_val_epoch"] in ("0", "1") and 0 <= float(row["test_acc"]) <= 1
+        # the test reads the best validation epoch's weights (test_weights=best), a choice made on validation
+        assert (row["tested_weights"], row["tested_epoch"]) == ("best", row["best_val_epoch"])
+        assert float(row["wall_seconds"]) > 0
         assert row["torch"] == torch.__version__ and row["precision"]
     _, epochs = read_csv(out / "long_training_epochs.csv")
     assert [r["epoch"] for r in epochs if r["variant"] == "recipe"] == ["0", "1"]

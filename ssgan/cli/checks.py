@@ -137,6 +137,7 @@ KEY_RULES: dict[str, Rule] = {
     "trainer.devices": devices,
     "trainer.precision": precision,
     "model.step_capture": one_of(*STEP_CAPTURE_MODES),
+    "test_weights": one_of("best", "final"),
 }
 
 # leaf names anywhere under model.* and gan.* (networks, optimizer, objective), whatever the class

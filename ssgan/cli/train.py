@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -102,18 +103,23 @@ def execute(cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=prepared.ckpt_path, weights_only=False)
         fit_seconds = time.perf_counter() - started
         validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") and v.ndim == 0}
+        tested = tested_weights(cfg, trainer)
         if cfg.get("run_test", True):
-            trainer.test(model, datamodule=datamodule, verbose=False)
+            trainer.test(model, datamodule=datamodule, verbose=False, ckpt_path=tested.get("checkpoint"),
+                         weights_only=False)
+            tested["epoch"] = model.loaded_epoch if tested.get("checkpoint") else int(trainer.current_epoch) - 1
     except TrainingDiverged as error:
         record_divergence(output_dir, trainer, error)
         raise
     except (RunInterrupted, SIGTERMException) as error:  # Lightning's own SIGTERM stop is a SystemExit(0)
         interrupted = error if isinstance(error, RunInterrupted) else RunInterrupted(signal.SIGTERM)
-        record_interruption(output_dir, trainer, interrupted)
+        record_interruption(output_dir, trainer, interrupted, str(cfg.get("ckpt_path")) == "auto")
         raise interrupted from None
 
     throughput = find_callback(trainer, TrainingThroughput)
     metrics = summarise(cfg, model, datamodule, trainer, throughput, fit_seconds) | validation
+    if cfg.get("run_test", True):
+        metrics["tested_weights"] = tested
     health = find_callback(trainer, GANHealth)
     if health is not None and health.summary():
         metrics["health"] = health.summary()
@@ -130,6 +136,17 @@ def execute(cfg: DictConfig, prepared: Prepared) -> dict[str, Any]:
                 output_dir / "metrics.json",
             )
     return metrics
+
+
+def tested_weights(cfg: DictConfig, trainer: pl.Trainer) -> dict[str, Any]:
+    """Which weights the one test pass reads: the best validation epoch's checkpoint (``test_weights=best`` and a
+    validation set: a choice made on validation, docs/protocol.md), else the final weights."""
+    checkpoint = find_callback(trainer, ModelCheckpoint)
+    best = getattr(checkpoint, "best_model_path", "") if checkpoint is not None and checkpoint.monitor else ""
+    if cfg.get("test_weights", "best") == "best" and best and Path(best).is_file():
+        score = checkpoint.best_model_score
+        return {"weights": "best", "checkpoint": best, "val_acc": float(score) if score is not None else None}
+    return {"weights": "final"}
 
 
 def write_curves(output_dir: Path) -> None:
@@ -176,11 +193,12 @@ def record_divergence(output_dir: Path, trainer: pl.Trainer, error: TrainingDive
     write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
-def record_interruption(output_dir: Path, trainer: pl.Trainer, error: RunInterrupted) -> None:
+def record_interruption(output_dir: Path, trainer: pl.Trainer, error: RunInterrupted, auto: bool = False) -> None:
     """metrics.json with ``status: interrupted``, the epoch and training step reached and the checkpoint to resume."""
     last = output_dir / "checkpoints" / LAST_CHECKPOINT
     epoch, step = int(trainer.current_epoch), int(trainer.fit_loop.total_batch_idx + 1)
-    resume = f"resume with ckpt_path=last (last checkpoint: {last})" if last.is_file() else "no checkpoint was saved"
+    how = "run the same command again (ckpt_path=auto)" if auto else "resume with ckpt_path=last"
+    resume = f"{how} (last checkpoint: {last})" if last.is_file() else "no checkpoint was saved"
     error.args = (f"{error} at epoch {epoch}, training step {step}; {resume}",)
     if not trainer.is_global_zero:
         return

@@ -110,6 +110,7 @@ class ClassifierModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Defer the RNG state to the first resumed batch, so set-up work before it cannot shift the draws."""
         self._pending_rng_state = checkpoint.get("ssgan", {}).get("rng_state")
+        self.loaded_epoch = int(checkpoint.get("epoch", -1))  # which epoch's weights a test read (test_weights)
         if "epoch_losses" in checkpoint.get("ssgan", {}):
             self.epoch_losses.load_state_dict(checkpoint["ssgan"]["epoch_losses"])
 
