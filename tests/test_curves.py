@@ -38,6 +38,20 @@ def test_the_epoch_log_is_read_per_column_with_the_entropy_as_a_share(tmp_path: 
     assert final_test_accuracy(tmp_path) == (2, 0.5)  # one marker at the last epoch
 
 
+def test_the_test_marker_sits_at_the_epoch_whose_weights_were_tested(tmp_path: Path) -> None:
+    run = fake_run(tmp_path, ROWS)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["tested_weights"] = {"weights": "best", "epoch": 1, "val_acc": 0.7, "checkpoint": "best.ckpt"}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert final_test_accuracy(run) == (1, 0.5)
+
+
+def test_an_older_logs_generator_loss_column_is_read_under_its_current_name(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "metrics.csv").write_text("epoch,health_feature_matching_loss,step\n0,3.5,9\n1,4.0,19\n")
+    assert epoch_series(tmp_path) == {"health_generator_loss": [(0, 3.5), (1, 4.0)]}
+
+
 def test_a_run_gets_a_figure_and_a_run_without_a_log_gets_none(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     path = plot_run(fake_run(tmp_path / "run", ROWS))

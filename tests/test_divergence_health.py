@@ -46,7 +46,7 @@ def test_health_is_logged_summarised_and_sampled(make_config):
     metrics = train(cfg)
     health = metrics["health"]
     last = health["last"]
-    for key in ("d_accuracy_real", "d_accuracy_generated", "feature_matching_loss", "grad_norm_d", "grad_norm_g"):
+    for key in ("d_accuracy_real", "d_accuracy_generated", "generator_loss", "grad_norm_d", "grad_norm_g"):
         assert math.isfinite(last[key]), key
     assert 0.0 <= last["d_accuracy_real"] <= 1.0 and 0.0 <= last["d_accuracy_generated"] <= 1.0
     assert len(last["generated_class_share"]) == 10 and sum(last["generated_class_share"]) == pytest.approx(1.0)
@@ -66,7 +66,7 @@ def record(epoch: int, share: list[float], d_generated: float, fm_loss: float) -
         "generated_class_entropy": class_share_entropy(counts),
         "generated_class_entropy_max": math.log(len(share)),
         "d_accuracy_generated": d_generated,
-        "feature_matching_loss": fm_loss,
+        "generator_loss": fm_loss,
     }
 
 

@@ -30,7 +30,7 @@ def class_share_entropy(counts: Tensor) -> float:
 def health_warnings(
     history: list[dict[str, Any]], collapse_entropy_ratio: float, d_won_accuracy: float, patience: int
 ) -> list[str]:
-    """Warnings for the latest epoch of ``history``: collapse (low class-share entropy), D won (FM loss rising)."""
+    """Warnings for the latest epoch of ``history``: collapse (low class-share entropy), D won (G's loss rising)."""
     latest = history[-1]
     warnings = []
     maximum = latest["generated_class_entropy_max"]
@@ -41,12 +41,12 @@ def health_warnings(
             f"{latest['generated_class_entropy']:.2f} < {collapse_entropy_ratio:g} x log K ({maximum:.2f}); "
             f"{latest['generated_class_share'][dominant]:.0%} of samples go to class {dominant}"
         )
-    recent = [record["feature_matching_loss"] for record in history[-(patience + 1) :]]
+    recent = [record["generator_loss"] for record in history[-(patience + 1) :]]
     rising = len(recent) == patience + 1 and all(later > earlier for earlier, later in zip(recent, recent[1:]))
     if latest["d_accuracy_generated"] >= d_won_accuracy and rising:
         warnings.append(
             f"discriminator winning outright at epoch {latest['epoch']}: it rejects "
-            f"{latest['d_accuracy_generated']:.1%} of generated samples and the feature-matching loss rose for "
+            f"{latest['d_accuracy_generated']:.1%} of generated samples and G's loss rose for "
             f"{patience} epochs ({recent[0]:.3g} -> {recent[-1]:.3g})"
         )
     return warnings

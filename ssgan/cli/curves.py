@@ -21,7 +21,9 @@ DISCRIMINATOR = (
     ("health_d_accuracy_generated", "D rejects generated (share)"),
     ("generated_class_entropy_ratio", "class entropy of samples / log K"),
 )
-GENERATOR = (("health_feature_matching_loss", "G's loss (feature matching)"), ("train_loss_d", "D's loss"))
+GENERATOR = (("health_generator_loss", "G's loss"), ("train_loss_d", "D's loss"))
+# the generator's loss was logged under this name before it followed gan.generator_objective
+RENAMED = {"health_feature_matching_loss": "health_generator_loss"}
 
 
 def epoch_series(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -38,6 +40,7 @@ def epoch_series(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
             for name, text in row.items():
                 if name in ("epoch", "step") or not text:
                     continue
+                name = RENAMED.get(name, name)
                 try:
                     series.setdefault(name, {})[epoch] = float(text)
                 except ValueError:
@@ -49,7 +52,8 @@ def epoch_series(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def final_test_accuracy(run_dir: Path) -> tuple[int, float] | None:
-    """(last epoch, test accuracy) from metrics.json, when the run was tested."""
+    """(tested epoch, test accuracy) from metrics.json, when the run was tested: the epoch whose weights the test
+    read (``tested_weights``), or the last one for runs that do not record it."""
     path = run_dir / "metrics.json"
     try:
         metrics = json.loads(path.read_text())
@@ -57,6 +61,9 @@ def final_test_accuracy(run_dir: Path) -> tuple[int, float] | None:
         return None
     if not isinstance(metrics, dict) or not isinstance(metrics.get("test_acc"), (int, float)):
         return None
+    tested = metrics.get("tested_weights")
+    if isinstance(tested, dict) and isinstance(tested.get("epoch"), int):
+        return max(tested["epoch"], 0), float(metrics["test_acc"])
     return max(int(metrics.get("epochs", 1)) - 1, 0), float(metrics["test_acc"])
 
 

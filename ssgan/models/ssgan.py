@@ -214,7 +214,7 @@ class SSGAN(ClassifierModule):
         return {
             "d_accuracy_real": (real_probability(real_logits) > 0.5).float().mean(),
             "d_accuracy_generated": (real_probability(fake_logits) < 0.5).float().mean(),
-            "feature_matching_loss": loss_g,
+            "generator_loss": loss_g,  # under gan.generator_objective: feature matching by default
             "grad_norm_d": grad_norm_d,
             "grad_norm_g": grad_norm_g,
             "generated_class_counts": class_counts(fake_logits, self.num_classes),
