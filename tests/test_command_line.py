@@ -226,6 +226,12 @@ def test_the_test_reads_the_best_validation_epochs_weights(tmp_path: Path) -> No
     assert (tested["weights"], tested["epoch"]) == ("best", best_epoch)
     assert tested["val_acc"] == pytest.approx(best_val)
     assert metrics["val_acc"] == pytest.approx(log[-1][1])  # the final epoch's validation accuracy stays reported
+    with (run_dir / "logs" / "metrics.csv").open() as handle:  # with validation, D's memorisation probe per epoch
+        probes = [row for row in csv.DictReader(handle) if row.get("probe_lse_gap")]
+    assert [int(row["epoch"]) for row in probes] == [epoch for epoch, _ in log]
+    for row in probes:
+        gap = float(row["probe_lse_pool"]) - float(row["probe_lse_held_out"])
+        assert float(row["probe_lse_gap"]) == pytest.approx(gap, abs=1e-5)
     # the test accuracy is the best checkpoint's: the same figure from ssgan-predict on best.ckpt
     predicted = ssgan_predict(tmp_path, str(run_dir / "checkpoints" / "best.ckpt"), "--data", "digits",
                               "--split", "test", "-o", str(tmp_path / "p.csv"))
@@ -240,6 +246,8 @@ def test_the_final_weights_are_tested_when_asked_or_without_validation(tmp_path:
                          "callbacks.health.sample_every_n_epochs=0", *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run_dir / "metrics.json").read_text())["tested_weights"] == {"weights": "final", "epoch": 1}
+    if not overrides:  # without validation there is no held-out set to probe D's memorisation with
+        assert "probe_lse_gap" not in (run_dir / "logs" / "metrics.csv").read_text()
 
 
 # ------------------------------------------------------------------------------------------ ssgan-predict

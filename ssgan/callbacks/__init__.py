@@ -1,11 +1,12 @@
 """Callbacks: throughput, checkpoint IO, run identity, interrupts, the divergence guard, GAN health with sample
-grids, progress lines, the CSV logger a resume continues, and the opt-in sample-quality evaluation."""
+grids, D's memorisation of its pool, progress lines, the CSV logger a resume continues, and the opt-in sample-quality evaluation."""
 
 from ssgan.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from ssgan.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from ssgan.callbacks.health import GANHealth
 from ssgan.callbacks.interrupt import GracefulInterrupt, RunInterrupted
 from ssgan.callbacks.logs import AppendingCSVLogger
+from ssgan.callbacks.memorisation import MemorisationProbe
 from ssgan.callbacks.progress import EpochProgress
 from ssgan.callbacks.rank_noise import DistinctNoisePerRank
 from ssgan.callbacks.sample_quality import SampleQuality
@@ -21,6 +22,7 @@ __all__ = [
     "GANHealth",
     "GracefulInterrupt",
     "LastCheckpoint",
+    "MemorisationProbe",
     "RunIdentity",
     "RunInterrupted",
     "SampleQuality",

@@ -22,6 +22,8 @@ DISCRIMINATOR = (
     ("generated_class_entropy_ratio", "class entropy of samples / log K"),
 )
 GENERATOR = (("health_generator_loss", "G's loss"), ("train_loss_d", "D's loss"))
+# with validation (ssgan.callbacks.MemorisationProbe): does D call its own pool more real than held-out images?
+MEMORISATION = (("probe_lse_gap", "D's lse: pool − held out"), ("probe_d_scale_max", "D's largest scale"))
 # the generator's loss was logged under this name before it followed gan.generator_objective
 RENAMED = {"health_feature_matching_loss": "health_generator_loss"}
 
@@ -85,7 +87,7 @@ def plot_run(run_dir: str | Path, path: str | Path | None = None) -> Path | None
     if not any(name in series for name, _ in (*ACCURACY, *DISCRIMINATOR, *GENERATOR)):
         return None
     plt = pyplot()
-    panels = [p for p in (ACCURACY, DISCRIMINATOR, GENERATOR) if any(name in series for name, _ in p)]
+    panels = [p for p in (ACCURACY, DISCRIMINATOR, GENERATOR, MEMORISATION) if any(name in series for name, _ in p)]
     test = final_test_accuracy(run_dir)
     figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.4 * len(panels)), sharex=True, squeeze=False)
     for axis, panel in zip(axes[:, 0], panels):
