@@ -64,6 +64,15 @@ def test_identity_differences_name_each_key_and_a_missing_group_once() -> None:
     assert identity_differences(current, current) == []
 
 
+def test_an_earlier_versions_checkpoint_resumes_while_the_settings_it_lacks_keep_their_neutral_values() -> None:
+    saved = {"seed": 0, "model.objective.unlabeled_weight": 1.0}  # written before the improved-GAN switches existed
+    current = {**saved, "model.objective.real_target": 1.0, "model.objective.generator_objective": "feature_matching",
+               "model.discriminator.minibatch_kernels": 0, "data.num_train": None}
+    assert identity_differences(saved, current) == []
+    smoothed = {**current, "model.objective.real_target": 0.9}  # a switch turned on: not the run it was
+    assert identity_differences(saved, smoothed) == ["model.objective.real_target (absent in the checkpoint)"]
+
+
 def test_auto_without_a_checkpoint_starts_over_only_on_the_same_runs_unfinished_start(tmp_path: Path) -> None:
     cfg = OmegaConf.create({"seed": 3, "data": {"num_labeled": 50}, "model": {"lr": 0.1}})
     assert check_restart(tmp_path / "new", cfg, "hydra.run.dir") is False  # nothing there: a plain start

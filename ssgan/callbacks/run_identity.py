@@ -27,6 +27,22 @@ NOT_IDENTITY = frozenset(
     }
 )
 
+# settings added after checkpoints of earlier versions existed, with the value that trains exactly as those
+# versions did: a checkpoint that lacks one resumes when the setting still has that value
+ADDED_SETTINGS: dict[str, Any] = {
+    "data.num_train": None,
+    "model.discriminator.minibatch_kernels": 0,
+    "model.discriminator.minibatch_kernel_dim": 5,
+    "model.discriminator.minibatch_layer": -1,
+    "model.discriminator.minibatch_init_distance": 1.0,
+    "model.generator.normalization": "batch",
+    "model.generator.reference_batch_size": 100,
+    "model.objective.generator_objective": "feature_matching",
+    "model.objective.real_target": 1.0,
+    "model.objective.discriminator_history_weight": 0.0,
+    "model.objective.generator_history_weight": 0.0,
+}
+
 
 def flat_values(node: DictConfig, prefix: str) -> dict[str, Any]:
     """Dotted key -> resolved value; a value that follows the trainer (``${trainer.max_epochs}``) stays as written,
@@ -82,6 +98,8 @@ def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
     differences: dict[str, str] = {}
     for key in sorted(set(saved) | set(current), key=lambda name: (not name.endswith("_target_"), name)):
         before, now = saved.get(key, _ABSENT), current.get(key, _ABSENT)
+        if before is _ABSENT and key in ADDED_SETTINGS and now == ADDED_SETTINGS[key]:
+            before = now  # an earlier version's checkpoint: it trained with the setting's neutral value
         if before == now:
             continue
         if before is _ABSENT:
