@@ -119,18 +119,41 @@ def stats(values: list[float]) -> str:
     return f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
 
 
-def markdown(rows: list[dict[str, str]], plotted: bool) -> str:
+def at_best_and_end(row: dict[str, str], logs: dict[tuple[str, ...], dict[int, dict[str, str]]],
+                    name: str) -> tuple[float, float] | None:
+    """A run's epoch statistic ``name`` at its best validation epoch and at its last epoch (None if not logged)."""
+    log = logs.get(key_of(row), {})
+    best, last = log.get(int(row["best_val_epoch"]), {}), log.get(max(log), {}) if log else {}
+    if not best.get(name) or not last.get(name):
+        return None
+    return float(best[name]), float(last[name])
+
+
+def change_cell(pairs: list[tuple[float, float] | None]) -> str:
+    """Mean over runs of a statistic at the best epoch → at the end."""
+    known = [pair for pair in pairs if pair is not None]
+    if not known:
+        return "–"
+    return f"{statistics.mean(p[0] for p in known):.2f} → {statistics.mean(p[1] for p in known):.2f}"
+
+
+def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dict[str, str]] = ()) -> str:
     groups: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         groups[key_of(row)[:4]].append(row)
+    logs: dict[tuple[str, ...], dict[int, dict[str, str]]] = defaultdict(dict)
+    for row in epoch_rows:
+        logs[key_of(row)][int(row["epoch"])] = row
     lines = [GENERATED_HEADER, "# Long training", "",
              "Accuracy in % over seeds (mean ± sample std, n runs). The best epoch is chosen on validation accuracy;",
              "the test set is read once, at each run's end, with the weights the run keeps (`test_weights`: the best",
              "validation epoch's, or the final ones). *Final − best val* is what training on past the best epoch cost.",
              f"One row per run is in [{NAME}.csv]({NAME}.csv), every epoch in [{NAME}_epochs.csv]({NAME}_epochs.csv).",
+             "*lse gap* is D's mean lse on pool images minus on held-out images (memorisation of the pool) and",
+             "*D scale* its largest trainable weight-norm scale, each at the best epoch → at the end.",
              "", "| experiment | pool | epochs | variant | best val (epoch) | final val | final − best val | "
-             "test (weights) | D rejects samples at end | n | seeds | minutes per run |",
-             "| --- | ---: | ---: | --- | --- | --- | --- | --- | --- | ---: | --- | ---: |"]
+             "test (weights) | D rejects samples at end | lse gap | D scale | n | seeds | minutes per run |",
+             "| --- | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- | ---: | --- | ---: |"]
     for (experiment, pool, epochs, variant), group in groups.items():
         best = [100 * float(r["best_val_acc"]) for r in group]
         final = [100 * float(r["final_val_acc"]) for r in group]
@@ -142,7 +165,9 @@ def markdown(rows: list[dict[str, str]], plotted: bool) -> str:
         gaps = [f - b for f, b in zip(final, best)]
         seeds = " ".join(r["seed"] for r in group)
         lines.append(f"| {experiment} | {pool or 'all'} | {epochs} | {variant} | {stats(best)} ({best_epochs}) | "
-                     f"{stats(final)} | {stats(gaps)} | {stats(test)} ({weights}) | {stats(rejects)} | {len(group)} | "
+                     f"{stats(final)} | {stats(gaps)} | {stats(test)} ({weights}) | {stats(rejects)} | "
+                     f"{change_cell([at_best_and_end(r, logs, 'lse_gap') for r in group])} | "
+                     f"{change_cell([at_best_and_end(r, logs, 'd_scale_max') for r in group])} | {len(group)} | "
                      f"{seeds} | {f'{statistics.mean(minutes):.1f}' if minutes else '–'} |")
     lines += ["", "## Where the rows ran", ""]
     provenance = sorted({(r["machine"], r["device"], r["precision"], r["torch"], r["commit"]) for r in rows})
@@ -200,7 +225,7 @@ def publish(rows: list[dict[str, str]], epoch_rows: list[dict[str, str]], output
     write(output / f"{NAME}.csv", COLUMNS, rows)
     write(output / f"{NAME}_epochs.csv", EPOCH_COLUMNS, epoch_rows)
     plotted = plot(epoch_rows, output / f"{NAME}.png")
-    (output / f"{NAME}.md").write_text(markdown(rows, plotted))
+    (output / f"{NAME}.md").write_text(markdown(rows, plotted, epoch_rows))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
