@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import multiprocessing
 import shlex
 import shutil
@@ -340,6 +341,32 @@ def split_report_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     return report, [row for row in rows if int(row["seed"]) < REPORT_SEED]
 
 
+def paired_margins(rows: list[dict[str, Any]], method: str = "ssgan") -> list[str]:
+    """``method`` against every other method of a suite, paired by seed (same split): the mean difference in
+    points, its standard error, and on how many seeds ``method`` is higher (docs/protocol.md)."""
+    cells: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
+    for row in rows:
+        cells[(row["suite"], device_group(str(row["device"])), row["method"])][int(row["seed"])] = 100 * float(row["test_acc"])
+    lines = []
+    for (suite, device, other), scores in cells.items():
+        mine = cells.get((suite, device, method), {})
+        seeds = sorted(set(mine) & set(scores))
+        if other == method or len(seeds) < 2:
+            continue
+        gaps = [mine[seed] - scores[seed] for seed in seeds]
+        error = statistics.stdev(gaps) / math.sqrt(len(gaps))
+        per_seed = ", ".join(f"{gap:+.2f}" for gap in gaps)
+        lines.append(f"| {suite} | {device} | {other} | {statistics.mean(gaps):+.2f} ± {error:.2f} | "
+                     f"{sum(gap > 0 for gap in gaps)}/{len(gaps)} | {per_seed} | {' '.join(map(str, seeds))} |")
+    if not lines:
+        return []
+    return [f"### Margins of {method}, paired by seed", "",
+            f"Points of test accuracy, {method} minus the other method on the same splits: mean ± standard error,",
+            f"on how many seeds {method} is higher, and each seed's difference.", "",
+            "| suite | device | against | mean ± s.e. | higher | per seed | seeds |",
+            "| --- | --- | --- | --- | --- | --- | --- |", *lines, ""]
+
+
 def markdown(rows: list[dict[str, Any]], command: str, plotted: bool, curve: bool = False) -> str:
     commands = Counter(row["command"] for row in rows)
     report, earlier = split_report_rows(rows)
@@ -358,6 +385,7 @@ def markdown(rows: list[dict[str, Any]], command: str, plotted: bool, curve: boo
         "",
         *(summary_table(report) if report else ["None yet."]),
         "",
+        *paired_margins(report),
     ]
     if plotted:
         lines += [f"![Test accuracy per suite and method]({PLOT_NAME})", ""]

@@ -238,6 +238,19 @@ def test_benchmark_draws_accuracy_against_labels_for_a_dataset_run_at_several_bu
     assert not (out / "benchmarks_curve.png").exists()
 
 
+def test_margins_pair_the_ssgan_with_each_method_seed_by_seed(benchmark: ModuleType) -> None:
+    def row(method: str, seed: int, accuracy: float) -> dict[str, object]:
+        return {"suite": "s", "method": method, "seed": seed, "test_acc": accuracy, "device": "1 CPU threads"}
+
+    rows = [row("ssgan", 100, 0.80), row("ssgan", 101, 0.90), row("supervised", 100, 0.75),
+            row("supervised", 101, 0.91), row("label_spreading", 100, 0.5)]  # one shared seed: no margin
+    lines = benchmark.paired_margins(rows)
+    # differences +5 and -1 points: mean +2, standard error stdev([5, -1]) / sqrt(2) = 3
+    assert "| s | CPU | supervised | +2.00 ± 3.00 | 1/2 | +5.00, -1.00 | 100 101 |" in lines
+    assert not any("label_spreading" in line for line in lines)
+    assert benchmark.paired_margins([row("ssgan", 100, 0.8)]) == []
+
+
 def test_long_training_records_each_runs_best_validation_epoch_and_curves(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run_script("long_training.py", "--experiment", "digits_50", "--pool", "700", "--validation", "100",
