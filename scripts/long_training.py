@@ -164,7 +164,7 @@ def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dic
         best_epochs = ", ".join(str(int(r["best_val_epoch"]) + 1) for r in group)
         gaps = [f - b for f, b in zip(final, best)]
         seeds = " ".join(r["seed"] for r in group)
-        lines.append(f"| {experiment} | {pool or 'all'} | {epochs} | {variant} | {stats(best)} ({best_epochs}) | "
+        lines.append(f"| {experiment} | {pool if str(pool) not in ('0', '') else 'all'} | {epochs} | {variant} | {stats(best)} ({best_epochs}) | "
                      f"{stats(final)} | {stats(gaps)} | {stats(test)} ({weights}) | {stats(rejects)} | "
                      f"{change_cell([at_best_and_end(r, logs, 'lse_gap') for r in group])} | "
                      f"{change_cell([at_best_and_end(r, logs, 'd_scale_max') for r in group])} | {len(group)} | "
@@ -203,7 +203,7 @@ def plot(epoch_rows: list[dict[str, str]], path: Path) -> bool:
     axes = axes[:, 0]
     for index, (key, series) in enumerate(curves.items()):
         runs = max((len(values) for values in series.get("val_acc", {}).values()), default=0)
-        label = f"{key[0]} pool {key[1] or 'all'}, {key[2]} epochs, {key[3]} (n={runs})"
+        label = f"{key[0]} pool {key[1] if str(key[1]) not in ('0', '') else 'all'}, {key[2]} epochs, {key[3]} (n={runs})"
         for axis, (name, _) in zip(axes, shown):
             x = sorted(series.get(name, {}))
             axis.plot([e + 1 for e in x], [statistics.mean(series[name][e]) for e in x], color=f"C{index}",

@@ -167,7 +167,7 @@ def markdown(rows: list[dict[str, str]], grids: list[str]) -> str:
         reference = groups.get((experiment, pool, epochs, "feature_matching"), [])
         gap = "–" if variant == "feature_matching" else paired_gap(group, reference)
         lines.append(
-            f"| {experiment} (pixels) | {pool or 'all'} | {epochs} | {variant} | "
+            f"| {experiment} (pixels) | {pool if str(pool) not in ('0', '') else 'all'} | {epochs} | {variant} | "
             f"{stats([100 * float(r['test_acc']) for r in group])} | {gap} | "
             f"{stats([float(r['inception_score']) for r in group], 3)} | {stats([float(r['fid']) for r in group], 3)} | "
             f"{len(group)} | {' '.join(r['seed'] for r in group)} |")
