@@ -112,11 +112,26 @@ def key_of(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(row[name]) for name in KEY)
 
 
-def stats(values: list[float]) -> str:
+def stats(values: list[float], digits: int = 2) -> str:
+    """Mean ± sample std (the mean alone for one value; a dash for none)."""
     if not values:
         return "–"
     mean = statistics.mean(values)
-    return f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+
+def pool_label(pool: Any) -> str:
+    """A pool size as the tables show it: 0 (or empty) is the whole training set."""
+    return "all" if str(pool) in ("0", "") else str(pool)
+
+
+def provenance_lines(rows: list[dict[str, str]]) -> list[str]:
+    """"Where the rows ran": each machine, device, precision, torch and commit once, then each command once."""
+    provenance = sorted({(r["machine"], r["device"], r["precision"], r["torch"], r["commit"]) for r in rows})
+    lines = ["", "## Where the rows ran", ""]
+    lines += [f"- {machine}, {device}, precision {precision}, torch {version}, commit {commit}"
+              for machine, device, precision, version, commit in provenance]
+    return lines + sorted({f"- `{r['command']}`" for r in rows})
 
 
 def at_best_and_end(row: dict[str, str], logs: dict[tuple[str, ...], dict[int, dict[str, str]]],
@@ -164,16 +179,12 @@ def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dic
         best_epochs = ", ".join(str(int(r["best_val_epoch"]) + 1) for r in group)
         gaps = [f - b for f, b in zip(final, best)]
         seeds = " ".join(r["seed"] for r in group)
-        lines.append(f"| {experiment} | {pool if str(pool) not in ('0', '') else 'all'} | {epochs} | {variant} | {stats(best)} ({best_epochs}) | "
+        lines.append(f"| {experiment} | {pool_label(pool)} | {epochs} | {variant} | {stats(best)} ({best_epochs}) | "
                      f"{stats(final)} | {stats(gaps)} | {stats(test)} ({weights}) | {stats(rejects)} | "
                      f"{change_cell([at_best_and_end(r, logs, 'lse_gap') for r in group])} | "
                      f"{change_cell([at_best_and_end(r, logs, 'd_scale_max') for r in group])} | {len(group)} | "
                      f"{seeds} | {f'{statistics.mean(minutes):.1f}' if minutes else '–'} |")
-    lines += ["", "## Where the rows ran", ""]
-    provenance = sorted({(r["machine"], r["device"], r["precision"], r["torch"], r["commit"]) for r in rows})
-    lines += [f"- {machine}, {device}, precision {precision}, torch {version}, commit {commit}"
-              for machine, device, precision, version, commit in provenance]
-    lines += sorted({f"- `{r['command']}`" for r in rows})
+    lines += provenance_lines(rows)
     if plotted:
         lines += ["", f"![Validation accuracy and D's rejection of samples per epoch]({NAME}.png)"]
     return "\n".join(lines) + "\n"
@@ -203,7 +214,7 @@ def plot(epoch_rows: list[dict[str, str]], path: Path) -> bool:
     axes = axes[:, 0]
     for index, (key, series) in enumerate(curves.items()):
         runs = max((len(values) for values in series.get("val_acc", {}).values()), default=0)
-        label = f"{key[0]} pool {key[1] if str(key[1]) not in ('0', '') else 'all'}, {key[2]} epochs, {key[3]} (n={runs})"
+        label = f"{key[0]} pool {pool_label(key[1])}, {key[2]} epochs, {key[3]} (n={runs})"
         for axis, (name, _) in zip(axes, shown):
             x = sorted(series.get(name, {}))
             axis.plot([e + 1 for e in x], [statistics.mean(series[name][e]) for e in x], color=f"C{index}",

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from benchmark import ROOT, checkout_commit, command_line, training_device
+from long_training import KEY, key_of, pool_label, provenance_lines, read, stats
 from ssgan.build import compose
 from ssgan.callbacks.sample_grid import is_image_shape, save_image_grid
 from ssgan.cli import evaluate
@@ -52,7 +53,6 @@ VARIANTS: dict[str, list[str]] = {
     "label_smoothing": ["gan.real_target=0.9"],
     "virtual_batch_norm": ["gan.generator.normalization=virtual"],
 }
-KEY = ("experiment", "pool", "epochs", "variant", "seed")
 COLUMNS = (*KEY, "test_acc", "tested_epoch", "best_val_acc", "inception_score", "inception_score_std", "fid",
            "judge_test_accuracy", "num_samples", "wall_seconds", "machine", "device", "precision", "torch", "commit",
            "command")
@@ -122,24 +122,6 @@ def compose_shape(cfg: Any) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------------------------------- the files
-def read(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def key_of(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row[name]) for name in KEY)
-
-
-def stats(values: list[float], digits: int = 2) -> str:
-    if not values:
-        return "–"
-    mean = statistics.mean(values)
-    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
-
-
 def paired_gap(group: list[dict[str, str]], reference: list[dict[str, str]]) -> str:
     """Mean per-seed test accuracy difference to feature matching (points), and on how many seeds it is higher."""
     base = {row["seed"]: 100 * float(row["test_acc"]) for row in reference}
@@ -167,15 +149,11 @@ def markdown(rows: list[dict[str, str]], grids: list[str]) -> str:
         reference = groups.get((experiment, pool, epochs, "feature_matching"), [])
         gap = "–" if variant == "feature_matching" else paired_gap(group, reference)
         lines.append(
-            f"| {experiment} (pixels) | {pool if str(pool) not in ('0', '') else 'all'} | {epochs} | {variant} | "
+            f"| {experiment} (pixels) | {pool_label(pool)} | {epochs} | {variant} | "
             f"{stats([100 * float(r['test_acc']) for r in group])} | {gap} | "
             f"{stats([float(r['inception_score']) for r in group], 3)} | {stats([float(r['fid']) for r in group], 3)} | "
             f"{len(group)} | {' '.join(r['seed'] for r in group)} |")
-    lines += ["", "## Where the rows ran", ""]
-    provenance = sorted({(r["machine"], r["device"], r["precision"], r["torch"], r["commit"]) for r in rows})
-    lines += [f"- {machine}, {device}, precision {precision}, torch {version}, commit {commit}"
-              for machine, device, precision, version, commit in provenance]
-    lines += sorted({f"- `{r['command']}`" for r in rows})
+    lines += provenance_lines(rows)
     if grids:
         lines += ["", f"## Samples ({GRID_SAMPLES} per model, the first seed, noise seed {GRID_SEED})", ""]
         lines += [f"**{name}**\n\n![{name}]({NAME}/{name}.png)\n" for name in grids]

@@ -6,6 +6,8 @@ samples measures how well G fooled D, not how good the samples are.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from typing import Any, Protocol
 
 import torch
@@ -15,7 +17,7 @@ from ssgan.data.sources.base import SourceData
 from ssgan.errors import SSGANError
 
 
-class Judge(nn.Module):
+class Judge(nn.Module, ABC):
     """Scores images with a network independent of the run: ``forward`` returns (logits, features).
 
     ``name`` says which kind of judge it is; :meth:`describe` is what evaluation.json records about it.
@@ -24,8 +26,9 @@ class Judge(nn.Module):
     name: str = "judge"
     num_features: int
 
+    @abstractmethod
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """(logits, features) of a batch of images; each judge defines its own."""
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
