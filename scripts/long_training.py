@@ -190,8 +190,17 @@ def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dic
     return "\n".join(lines) + "\n"
 
 
+def pool_order(pool: str) -> float:
+    """Pools from small to large, the whole training set last."""
+    return float("inf") if pool_label(pool) == "all" else float(pool)
+
+
 def plot(epoch_rows: list[dict[str, str]], path: Path) -> bool:
-    """Mean over seeds of validation accuracy and D's rejection rate per epoch, one line per variant and length."""
+    """Mean over seeds of validation accuracy and the health figures per epoch: one column per pool size.
+
+    Colour marks the variant and line style the run's length, so a 300-epoch run's first epochs stay visible where
+    they coincide with a 100-epoch run of the same seeds (the schedule is a fraction of training).
+    """
     try:
         import matplotlib
 
@@ -210,23 +219,31 @@ def plot(epoch_rows: list[dict[str, str]], path: Path) -> bool:
     if not curves:
         return False
     shown = [(name, label) for name, label in panels if any(name in series for series in curves.values())]
-    figure, axes = plt.subplots(len(shown), 1, figsize=(8, 2.6 * len(shown)), sharex=True, squeeze=False)
-    axes = axes[:, 0]
-    for index, (key, series) in enumerate(curves.items()):
+    pools = sorted({key[1] for key in curves}, key=pool_order)
+    variants = list(dict.fromkeys([*VARIANTS, *(key[3] for key in curves)]))
+    lengths = sorted({int(key[2]) for key in curves})
+    styles = ["-", "--", ":", "-."]
+    figure, axes = plt.subplots(len(shown), len(pools), figsize=(5.2 * len(pools), 2.6 * len(shown)),
+                                sharex="col", sharey="row", squeeze=False)
+    for (experiment, pool, epochs, variant), series in sorted(curves.items(), key=lambda item: int(item[0][2])):
+        column = pools.index(pool)
         runs = max((len(values) for values in series.get("val_acc", {}).values()), default=0)
-        label = f"{key[0]} pool {pool_label(key[1])}, {key[2]} epochs, {key[3]} (n={runs})"
-        for axis, (name, _) in zip(axes, shown):
+        for row, (name, _) in enumerate(shown):
             x = sorted(series.get(name, {}))
-            axis.plot([e + 1 for e in x], [statistics.mean(series[name][e]) for e in x], color=f"C{index}",
-                      linewidth=1.2, label=label)
-    for axis, (_, ylabel) in zip(axes, shown):
-        axis.set_ylabel(ylabel)
-    axes[-1].set_xlabel("epoch")
-    for axis in axes:
+            axes[row, column].plot([e + 1 for e in x], [statistics.mean(series[name][e]) for e in x],
+                                   color=f"C{variants.index(variant)}",
+                                   linestyle=styles[lengths.index(int(epochs)) % len(styles)], linewidth=1.2,
+                                   label=f"{variant}, {epochs} epochs (n={runs})")
+        axes[0, column].set_title(f"{experiment}, pool {pool_label(pool)}", fontsize=9)
+    for row, (_, ylabel) in enumerate(shown):
+        axes[row, 0].set_ylabel(ylabel)
+    for column in range(len(pools)):
+        axes[-1, column].set_xlabel("epoch")
+        axes[0, column].legend(fontsize=7, loc="lower right")
+    for axis in axes.flat:
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
 
