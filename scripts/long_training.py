@@ -125,6 +125,11 @@ def pool_label(pool: Any) -> str:
     return "all" if str(pool) in ("0", "") else str(pool)
 
 
+def pool_order(pool: str) -> float:
+    """Pools from small to large, the whole training set last."""
+    return float("inf") if pool_label(pool) == "all" else float(pool)
+
+
 def provenance_lines(rows: list[dict[str, str]]) -> list[str]:
     """"Where the rows ran": each machine, device, precision, torch and commit once, then each command once."""
     provenance = sorted({(r["machine"], r["device"], r["precision"], r["torch"], r["commit"]) for r in rows})
@@ -169,7 +174,9 @@ def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dic
              "", "| experiment | pool | epochs | variant | best val (epoch) | final val | final − best val | "
              "test (weights) | D rejects samples at end | lse gap | D scale | n | seeds | minutes per run |",
              "| --- | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- | ---: | --- | ---: |"]
-    for (experiment, pool, epochs, variant), group in groups.items():
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0], pool_order(item[0][1]), int(item[0][2]),
+                                                       list(VARIANTS).index(item[0][3]) if item[0][3] in VARIANTS else 99))
+    for (experiment, pool, epochs, variant), group in ordered:
         best = [100 * float(r["best_val_acc"]) for r in group]
         final = [100 * float(r["final_val_acc"]) for r in group]
         test = [100 * float(r["test_acc"]) for r in group]
@@ -188,11 +195,6 @@ def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dic
     if plotted:
         lines += ["", f"![Validation accuracy and D's rejection of samples per epoch]({NAME}.png)"]
     return "\n".join(lines) + "\n"
-
-
-def pool_order(pool: str) -> float:
-    """Pools from small to large, the whole training set last."""
-    return float("inf") if pool_label(pool) == "all" else float(pool)
 
 
 def plot(epoch_rows: list[dict[str, str]], path: Path) -> bool:
