@@ -125,9 +125,13 @@ def pool_label(pool: Any) -> str:
     return "all" if str(pool) in ("0", "") else str(pool)
 
 
-def pool_order(pool: str) -> float:
-    """Pools from small to large, the whole training set last."""
-    return float("inf") if pool_label(pool) == "all" else float(pool)
+def group_order(group: tuple[str, ...]) -> tuple[str, float, int, int]:
+    """(experiment, pool, epochs, variant) as tables and plots list them: pools from small to large with the whole
+    training set last, shorter runs first, variants in VARIANTS' order."""
+    experiment, pool, epochs, variant = group
+    variants = list(VARIANTS)
+    return (experiment, float("inf") if pool_label(pool) == "all" else float(pool), int(epochs),
+            variants.index(variant) if variant in variants else len(variants))
 
 
 def provenance_lines(rows: list[dict[str, str]]) -> list[str]:
@@ -174,9 +178,7 @@ def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dic
              "", "| experiment | pool | epochs | variant | best val (epoch) | final val | final − best val | "
              "test (weights) | D rejects samples at end | lse gap | D scale | n | seeds | minutes per run |",
              "| --- | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- | ---: | --- | ---: |"]
-    ordered = sorted(groups.items(), key=lambda item: (item[0][0], pool_order(item[0][1]), int(item[0][2]),
-                                                       list(VARIANTS).index(item[0][3]) if item[0][3] in VARIANTS else 99))
-    for (experiment, pool, epochs, variant), group in ordered:
+    for (experiment, pool, epochs, variant), group in sorted(groups.items(), key=lambda item: group_order(item[0])):
         best = [100 * float(r["best_val_acc"]) for r in group]
         final = [100 * float(r["final_val_acc"]) for r in group]
         test = [100 * float(r["test_acc"]) for r in group]
@@ -221,25 +223,27 @@ def plot(epoch_rows: list[dict[str, str]], path: Path) -> bool:
     if not curves:
         return False
     shown = [(name, label) for name, label in panels if any(name in series for series in curves.values())]
-    pools = sorted({key[1] for key in curves}, key=pool_order)
-    variants = list(dict.fromkeys([*VARIANTS, *(key[3] for key in curves)]))
+    ordered = sorted(curves, key=group_order)
+    columns = list(dict.fromkeys(key[:2] for key in ordered))  # (experiment, pool)
     lengths = sorted({int(key[2]) for key in curves})
     styles = ["-", "--", ":", "-."]
-    figure, axes = plt.subplots(len(shown), len(pools), figsize=(5.2 * len(pools), 2.6 * len(shown)),
+    figure, axes = plt.subplots(len(shown), len(columns), figsize=(5.2 * len(columns), 2.6 * len(shown)),
                                 sharex="col", sharey="row", squeeze=False)
-    for (experiment, pool, epochs, variant), series in sorted(curves.items(), key=lambda item: int(item[0][2])):
-        column = pools.index(pool)
+    for key in ordered:
+        experiment, pool, epochs, variant = key
+        series = curves[key]
+        column = columns.index((experiment, pool))
         runs = max((len(values) for values in series.get("val_acc", {}).values()), default=0)
         for row, (name, _) in enumerate(shown):
             x = sorted(series.get(name, {}))
             axes[row, column].plot([e + 1 for e in x], [statistics.mean(series[name][e]) for e in x],
-                                   color=f"C{variants.index(variant)}",
+                                   color=f"C{group_order(key)[3]}",
                                    linestyle=styles[lengths.index(int(epochs)) % len(styles)], linewidth=1.2,
                                    label=f"{variant}, {epochs} epochs (n={runs})")
         axes[0, column].set_title(f"{experiment}, pool {pool_label(pool)}", fontsize=9)
     for row, (_, ylabel) in enumerate(shown):
         axes[row, 0].set_ylabel(ylabel)
-    for column in range(len(pools)):
+    for column in range(len(columns)):
         axes[-1, column].set_xlabel("epoch")
         axes[0, column].legend(fontsize=7, loc="lower right")
     for axis in axes.flat:
