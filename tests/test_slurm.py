@@ -84,6 +84,8 @@ def completion_records(cluster: SlurmCluster) -> list[dict[str, str]]:
     """The cluster's finished jobs, one ``Key=Value ...`` line each (JobCompType=jobcomp/filetxt)."""
     path = Path(cluster.setting("JobCompLoc"))
     fields = re.compile(r"(\w+)=(\S*)")
+    if not path.is_file():  # no job of this cluster has ended yet
+        return []
     return [dict(fields.findall(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -96,7 +98,12 @@ def test_every_sweep_job_ran_as_a_task_of_one_slurm_array_job(sweep: Sweep) -> N
         assert (folder / f"{folder.name}_0_result.pkl").is_file(), list(folder.iterdir())
         assert "Starting with JobEnvironment" in (folder / f"{folder.name}_0_log.out").read_text()
 
-    records = [r for r in completion_records(sweep.cluster) if r.get("ArrayJobId") == array_id]
+    def records_of_the_array() -> list[dict[str, str]]:
+        return [r for r in completion_records(sweep.cluster) if r.get("ArrayJobId") == array_id]
+
+    # submitit returns once every result file exists; slurmctld appends a task's record after its job ends
+    wait_for(lambda: len(records_of_the_array()) >= len(tasks), "every task's completion record", timeout=60)
+    records = records_of_the_array()
     assert sorted(int(r["ArrayTaskId"]) for r in records) == list(range(6))
     for record in records:  # a failed training job still ends its SLURM job normally: the sweep goes on
         assert (record["JobState"], record["ExitCode"], record["Partition"]) == (
