@@ -175,6 +175,8 @@ def markdown(rows: list[dict[str, str]], plotted: bool, epoch_rows: Sequence[dic
              f"One row per run is in [{NAME}.csv]({NAME}.csv), every epoch in [{NAME}_epochs.csv]({NAME}_epochs.csv).",
              "*lse gap* is D's mean lse on pool images minus on held-out images (memorisation of the pool) and",
              "*D scale* its largest trainable weight-norm scale, each at the best epoch → at the end.",
+             "The validation images are held out before the labels are drawn, so a seed labels other examples than",
+             "in a run without validation (the README's benchmark): compare these rows with each other.",
              "", "| experiment | pool | epochs | variant | best val (epoch) | final val | final − best val | "
              "test (weights) | D rejects samples at end | lse gap | D scale | n | seeds | minutes per run |",
              "| --- | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- | ---: | --- | ---: |"]
